@@ -1,0 +1,1 @@
+"""The platform's component resources, one per concern, and their typed configuration."""

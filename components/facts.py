@@ -1,0 +1,75 @@
+"""Facts the program relies on, kept in one place with their source.
+
+These are data, not behaviour: the GPU VM sizes Azure offers (so a typo never reaches ARM), the
+disk footprint of the models NIM serves (so a model cache is never too small), and the chart
+versions the platform is tested against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GpuSku:
+    gpus: int
+    gpu_model: str
+    gpu_memory_gib: int
+    vcpus: int
+    memory_gib: int
+
+
+# Azure GPU VM sizes (learn.microsoft.com, "Sizes for virtual machines in Azure", GPU accelerated
+# families NCv3, NCasT4_v3, NC A100 v4, NC H100 v5, ND A100 v4, ND H100 v5, ND H200 v5; checked 2026-11).
+GPU_SKUS: dict[str, GpuSku] = {
+    "Standard_NC6s_v3": GpuSku(1, "V100", 16, 6, 112),
+    "Standard_NC12s_v3": GpuSku(2, "V100", 16, 12, 224),
+    "Standard_NC24s_v3": GpuSku(4, "V100", 16, 24, 448),
+    "Standard_NC4as_T4_v3": GpuSku(1, "T4", 16, 4, 28),
+    "Standard_NC8as_T4_v3": GpuSku(1, "T4", 16, 8, 56),
+    "Standard_NC16as_T4_v3": GpuSku(1, "T4", 16, 16, 110),
+    "Standard_NC64as_T4_v3": GpuSku(4, "T4", 16, 64, 440),
+    "Standard_NC24ads_A100_v4": GpuSku(1, "A100", 80, 24, 220),
+    "Standard_NC48ads_A100_v4": GpuSku(2, "A100", 80, 48, 440),
+    "Standard_NC96ads_A100_v4": GpuSku(4, "A100", 80, 96, 880),
+    "Standard_ND96asr_v4": GpuSku(8, "A100", 40, 96, 900),
+    "Standard_ND96amsr_A100_v4": GpuSku(8, "A100", 80, 96, 1900),
+    "Standard_NC40ads_H100_v5": GpuSku(1, "H100 NVL", 94, 40, 320),
+    "Standard_NC80adis_H100_v5": GpuSku(2, "H100 NVL", 94, 80, 640),
+    "Standard_ND96isr_H100_v5": GpuSku(8, "H100", 80, 96, 1900),
+    "Standard_ND96isr_H200_v5": GpuSku(8, "H200", 141, 96, 1850),
+}
+
+
+def is_gpu_vm_size(vm_size: str) -> bool:
+    """True for any Azure N-series size, known to the table or not: the management cluster must
+    refuse every GPU size, including ones newer than this table."""
+    family = vm_size.removeprefix("Standard_")
+    return vm_size in GPU_SKUS or family[:2] in {"NC", "ND", "NV", "NG"}
+
+
+# On-disk size of each NIM model profile (bf16 weights plus tokenizer and engine files), in GiB,
+# from the NIM for LLMs support matrix (docs.nvidia.com/nim/large-language-models, 2026-11).
+# The model cache PVC must be at least this large plus headroom for an engine rebuild.
+MODEL_DISK_GIB: dict[str, int] = {
+    "meta/llama-3.2-1b-instruct": 3,
+    "meta/llama-3.2-3b-instruct": 7,
+    "meta/llama-3.1-8b-instruct": 16,
+    "meta/llama-3.3-70b-instruct": 141,
+    "meta/llama-3.1-70b-instruct": 141,
+    "mistralai/mistral-7b-instruct-v0.3": 15,
+    "nvidia/llama-3.1-nemotron-nano-8b-v1": 16,
+    "nvidia/llama-3.3-nemotron-super-49b-v1": 100,
+}
+
+# Minimum GPUs (80 GB class) each model needs for one replica with tensor parallelism.
+MODEL_MIN_GPUS: dict[str, int] = {
+    "meta/llama-3.2-1b-instruct": 1,
+    "meta/llama-3.2-3b-instruct": 1,
+    "meta/llama-3.1-8b-instruct": 1,
+    "meta/llama-3.3-70b-instruct": 4,
+    "meta/llama-3.1-70b-instruct": 4,
+    "mistralai/mistral-7b-instruct-v0.3": 1,
+    "nvidia/llama-3.1-nemotron-nano-8b-v1": 1,
+    "nvidia/llama-3.3-nemotron-super-49b-v1": 2,
+}

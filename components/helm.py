@@ -1,0 +1,51 @@
+"""One way to install a Helm chart: a pinned, atomic `helm.v3.Release`.
+
+`Release` (not the v4 `Chart`) because the charts we install rely on hooks: Argo Workflows installs
+its CRDs with a hook Job and the GPU Operator cleans up with one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+
+@dataclass(frozen=True)
+class ChartRef:
+    chart: str
+    version: str
+    repository: str
+
+
+def release(
+    name: str,
+    chart: ChartRef,
+    namespace: pulumi.Input[str],
+    values: Mapping[str, Any],
+    *,
+    parent: pulumi.Resource,
+    provider: k8s.Provider,
+    timeout_seconds: int = 900,
+    depends_on: Sequence[pulumi.Resource] = (),
+    repository_credentials: k8s.helm.v3.RepositoryOptsArgs | None = None,
+    protect: bool = False,
+) -> k8s.helm.v3.Release:
+    """A release named `name` (also the Helm release name, so in-cluster service names are stable)."""
+    repository_opts = repository_credentials or k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository)
+    return k8s.helm.v3.Release(
+        name,
+        name=name,
+        chart=chart.chart,
+        version=chart.version,
+        repository_opts=repository_opts,
+        namespace=namespace,
+        values=dict(values),
+        atomic=True,
+        cleanup_on_fail=True,
+        timeout=timeout_seconds,
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on), protect=protect),
+    )

@@ -1,0 +1,43 @@
+"""`python -m planner [--stack dev] [--out build/plan]`: the offline plan of one stack.
+
+Exit codes: 0 ok, 1 a mandatory policy violation, 2 a configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from planner.evaluate import PROJECT_DIR, evaluate, stack_config
+from planner.policy_runner import run_policies
+from planner.render import summary, write_plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m planner", description=__doc__)
+    parser.add_argument("--stack", default="dev", help="stack name; reads stacks/Pulumi.<stack>.yaml")
+    parser.add_argument("--out", type=Path, default=PROJECT_DIR / "build" / "plan", help="plan directory root")
+    parser.add_argument(
+        "--stacks-dir", type=Path, default=None, help="read Pulumi.<stack>.yaml from here instead of stacks/"
+    )
+    args = parser.parse_args(argv)
+
+    config = stack_config(args.stack, stacks_dir=args.stacks_dir) if args.stacks_dir else None
+    evaluation = evaluate(args.stack, config_override=config)
+    if not evaluation.ok:
+        for problem in evaluation.config_problems:
+            print(problem, file=sys.stderr)
+        return 2
+
+    from policies.pack import PACK_ENFORCEMENT, POLICIES
+
+    verdicts = run_policies(evaluation.registrations, POLICIES, PACK_ENFORCEMENT)
+    plan_path = write_plan(evaluation, verdicts, args.out / args.stack)
+    print(summary(evaluation, verdicts))
+    print(f"\nWrote {plan_path.parent}")
+    return 1 if any(v.enforcement == "mandatory" for v in verdicts) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Run the real Pulumi program under mocks with preview semantics and capture what it registers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.stack import run_in_stack
+
+from planner.mocks import CapturingMonitor, PlanMocks, Registration
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def placeholder(key: str) -> str:
+    """What the planner passes for a secret the stack file does not carry in clear."""
+    return f"[placeholder for {key}]"
+
+
+@dataclass
+class Evaluation:
+    project: str
+    stack: str
+    registrations: list[Registration]
+    outputs: dict[str, Any]
+    config_problems: list[str]
+    placeholders: list[str]
+    secret_values: dict[str, str]
+    unanswered_calls: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.config_problems
+
+
+def project_name(project_dir: Path = PROJECT_DIR) -> str:
+    return str(yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"])
+
+
+def stack_config(stack: str, project_dir: Path = PROJECT_DIR, stacks_dir: Path | None = None) -> dict[str, Any]:
+    stacks_dir = stacks_dir or project_dir / "stacks"
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in stacks_dir.glob("Pulumi.*.yaml"))
+        raise SystemExit(f"unknown stack {stack!r}; stacks: {', '.join(known)}")
+    return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+
+
+def engine_config(
+    raw: dict[str, Any], secret_keys: list[str], secret_values: dict[str, str]
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """Config as the engine hands it to a program: `ns:key` -> string (objects JSON-encoded).
+
+    Encrypted (`secure:`) or absent secrets get a marked placeholder; `secret_values` lets tests seed
+    known values to prove they never appear in clear.
+    """
+    values: dict[str, str] = {}
+    secrets: list[str] = []
+    placeholders: list[str] = []
+    for key, value in raw.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            continue
+        values[key] = value if isinstance(value, str) else json.dumps(value)
+    for key in secret_keys:
+        if key in secret_values:
+            values[key] = secret_values[key]
+        elif key not in values:
+            values[key] = placeholder(key)
+            placeholders.append(key)
+        secrets.append(key)
+    return values, secrets, placeholders
+
+
+def evaluate(
+    stack: str,
+    project_dir: Path = PROJECT_DIR,
+    secret_values: dict[str, str] | None = None,
+    config_override: dict[str, Any] | None = None,
+) -> Evaluation:
+    """Evaluate `__main__.py` for `stack`. `config_override` replaces the stack file's config."""
+    from components.config import NAMESPACE, SECRET_KEYS
+
+    project = project_name(project_dir)
+    raw = config_override if config_override is not None else stack_config(stack, project_dir)
+    secret_keys = [f"{NAMESPACE}:{key}" for key in SECRET_KEYS]
+    seeded = dict(secret_values or {})
+    values, secrets, placeholders = engine_config(raw, secret_keys, seeded)
+
+    mocks = PlanMocks()
+    monitor = CapturingMonitor(mocks)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    runtime_settings.ROOT.set(None)
+    runtime_config.set_all_config(values, secrets)
+    pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=True, monitor=monitor)
+    # set_mocks registers a throwaway root; the program gets a fresh one so its exports are recorded.
+    runtime_settings.ROOT.set(None)
+    runtime_settings.SETTINGS.rpc_manager.clear()
+
+    problems: list[str] = []
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+    def program() -> None:
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+
+    try:
+        loop.run_until_complete(run_in_stack(program))
+    except pulumi.RunError as error:
+        problems = str(error).splitlines()
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+
+    stack_urn = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
+    return Evaluation(
+        project=project,
+        stack=stack,
+        registrations=monitor.registrations,
+        outputs=monitor.component_outputs.get(stack_urn, {}),
+        config_problems=problems,
+        placeholders=placeholders,
+        secret_values=seeded,
+        unanswered_calls=mocks.unanswered_calls,
+    )
