@@ -14,6 +14,15 @@ from components.facts import GPU_SKUS
 # Pods that may run on spot GPU nodes (fine-tuning jobs) tolerate this taint; serving pods do not.
 TRAINING_LABEL = "llmops.io/workload"
 
+# Every GPU workload this program schedules carries this toleration and requests `nvidia.com/gpu`.
+GPU_TOLERATION = {"key": GPU_TAINT.key, "operator": "Exists", "effect": GPU_TAINT.effect}
+# Only training workloads (NeMo Customizer jobs) also tolerate spot eviction.
+SPOT_TOLERATION = {"key": SPOT_TAINT.key, "operator": "Equal", "value": SPOT_TAINT.value, "effect": SPOT_TAINT.effect}
+
+# Storage classes this program creates on AKS (names from config on an existing cluster).
+AKS_MODEL_CACHE_CLASS = "llmops-model-cache"
+AKS_SHARED_CLASS = "llmops-shared-workspace"
+
 
 @dataclass(frozen=True)
 class GpuPoolSummary:
@@ -70,6 +79,8 @@ class GpuCluster(pulumi.ComponentResource):
             self.provider = self.aks.provider
             self.kubeconfig = self.aks.kubeconfig
             self.api_endpoint = self.aks.fqdn.apply(lambda fqdn: f"https://{fqdn}:443")
+            self.model_cache_storage_class = AKS_MODEL_CACHE_CLASS
+            self.shared_storage_class = AKS_SHARED_CLASS
             self.pools = [
                 GpuPoolSummary(p.name, p.vm_size, GPU_SKUS[p.vm_size].gpus, p.min_count, p.max_count, p.spot)
                 for p in config.aks.gpu_pools
@@ -85,5 +96,7 @@ class GpuCluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.api_endpoint = pulumi.Output.from_input(f"https://{config.existing.api_server_host}:443")
+            self.model_cache_storage_class = config.existing.model_cache_storage_class
+            self.shared_storage_class = config.existing.shared_storage_class
             self.pools = []
         self.register_outputs({"mode": self.mode, "apiEndpoint": self.api_endpoint, "kubeconfig": self.kubeconfig})
