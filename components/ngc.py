@@ -47,7 +47,7 @@ class NgcCredentials(pulumi.ComponentResource):
             f"{name}-pull",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=NGC_PULL_SECRET, namespace=namespace, labels=labels),
             type="kubernetes.io/dockerconfigjson",
-            string_data={".dockerconfigjson": pulumi.Output.secret(ngc_api_key).apply(_docker_config)},
+            string_data={".dockerconfigjson": pulumi.Output.secret(ngc_api_key.apply(_docker_config))},
             opts=child,
         )
         self.register_outputs({"apiKeySecret": NGC_API_SECRET, "pullSecret": NGC_PULL_SECRET})
