@@ -24,6 +24,9 @@ def _docker_config(api_key: str) -> str:
 
 
 class NgcCredentials(pulumi.ComponentResource):
+    """`ngc_api_key` must be a secret Output (it is, from `llmops:ngcApiKey`); values derived from it
+    with `apply` stay secret, and the Kubernetes provider also marks Secret data secret."""
+
     def __init__(
         self,
         name: str,
@@ -40,14 +43,14 @@ class NgcCredentials(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(name=NGC_API_SECRET, namespace=namespace, labels=labels),
             type="Opaque",
             # NeMo reads NGC_API_KEY; the NIM chart reads NGC_API_KEY too, from the same Secret.
-            string_data={NGC_API_SECRET_KEY: pulumi.Output.secret(ngc_api_key)},
+            string_data={NGC_API_SECRET_KEY: ngc_api_key},
             opts=child,
         )
         self.pull_secret = k8s.core.v1.Secret(
             f"{name}-pull",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=NGC_PULL_SECRET, namespace=namespace, labels=labels),
             type="kubernetes.io/dockerconfigjson",
-            string_data={".dockerconfigjson": pulumi.Output.secret(ngc_api_key.apply(_docker_config))},
+            string_data={".dockerconfigjson": ngc_api_key.apply(_docker_config)},
             opts=child,
         )
         self.register_outputs({"apiKeySecret": NGC_API_SECRET, "pullSecret": NGC_PULL_SECRET})
