@@ -21,10 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stacks-dir", type=Path, default=None, help="read Pulumi.<stack>.yaml from here instead of stacks/"
     )
+    parser.add_argument(
+        "--require-secrets",
+        action="store_true",
+        help="fail when a required secret is not in the stack file (encrypted values count as present)",
+    )
     args = parser.parse_args(argv)
 
     config = stack_config(args.stack, stacks_dir=args.stacks_dir) if args.stacks_dir else None
-    evaluation = evaluate(args.stack, config_override=config)
+    evaluation = evaluate(args.stack, config_override=config, placeholders_for_absent=not args.require_secrets)
     if not evaluation.ok:
         for problem in evaluation.config_problems:
             print(problem, file=sys.stderr)

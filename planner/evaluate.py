@@ -57,28 +57,32 @@ def stack_config(stack: str, project_dir: Path = PROJECT_DIR, stacks_dir: Path |
 
 
 def engine_config(
-    raw: dict[str, Any], secret_keys: list[str], secret_values: dict[str, str]
+    raw: dict[str, Any],
+    secret_keys: list[str],
+    secret_values: dict[str, str],
+    placeholders_for_absent: bool = True,
 ) -> tuple[dict[str, str], list[str], list[str]]:
     """Config as the engine hands it to a program: `ns:key` -> string (objects JSON-encoded).
 
-    Encrypted (`secure:`) or absent secrets get a marked placeholder; `secret_values` lets tests seed
-    known values to prove they never appear in clear.
+    Encrypted (`secure:`) secrets get a marked placeholder, since only the stack's secrets provider
+    can decrypt them; so do absent ones unless `placeholders_for_absent` is off. `secret_values` lets
+    tests seed known values to prove they never appear in clear.
     """
     values: dict[str, str] = {}
-    secrets: list[str] = []
+    encrypted: set[str] = set()
     placeholders: list[str] = []
     for key, value in raw.items():
         if isinstance(value, dict) and set(value) == {"secure"}:
-            continue
-        values[key] = value if isinstance(value, str) else json.dumps(value)
+            encrypted.add(key)
+        else:
+            values[key] = value if isinstance(value, str) else json.dumps(value)
     for key in secret_keys:
         if key in secret_values:
             values[key] = secret_values[key]
-        elif key not in values:
+        elif key in encrypted or (key not in values and placeholders_for_absent):
             values[key] = placeholder(key)
             placeholders.append(key)
-        secrets.append(key)
-    return values, secrets, placeholders
+    return values, [k for k in secret_keys if k in values], placeholders
 
 
 def evaluate(
@@ -86,15 +90,17 @@ def evaluate(
     project_dir: Path = PROJECT_DIR,
     secret_values: dict[str, str] | None = None,
     config_override: dict[str, Any] | None = None,
+    placeholders_for_absent: bool = True,
 ) -> Evaluation:
-    """Evaluate `__main__.py` for `stack`. `config_override` replaces the stack file's config."""
+    """Evaluate `__main__.py` for `stack`. `config_override` replaces the stack file's config;
+    with `placeholders_for_absent` off, a required secret missing from the stack file is an error."""
     from components.config import NAMESPACE, SECRET_KEYS
 
     project = project_name(project_dir)
     raw = config_override if config_override is not None else stack_config(stack, project_dir)
     secret_keys = [f"{NAMESPACE}:{key}" for key in SECRET_KEYS]
     seeded = dict(secret_values or {})
-    values, secrets, placeholders = engine_config(raw, secret_keys, seeded)
+    values, secrets, placeholders = engine_config(raw, secret_keys, seeded, placeholders_for_absent)
 
     mocks = PlanMocks()
     monitor = CapturingMonitor(mocks)
@@ -110,6 +116,7 @@ def evaluate(
     problems: list[str] = []
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
+
     def program() -> None:
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
 
