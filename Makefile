@@ -14,6 +14,15 @@ setup:
 plan: setup
 	$(RUN) python -m planner --stack $(STACK)
 
+# What a change does to a stack's offline plan: `make plan-diff BASE=origin/main STACK=dev FORMAT=markdown`.
+# The base revision is planned in a temporary git worktree; secrets show only as "[secret] changed".
+# Silent recipe: the output is the report (CI tees the markdown into a PR comment).
+BASE ?= origin/main
+FORMAT ?= text
+.PHONY: plan-diff
+plan-diff: setup
+	@$(RUN) python -m planner.diff --base $(BASE) --stack $(STACK) --format $(FORMAT)
+
 plan-all: setup
 	@for stack in dev staging prod; do $(RUN) python -m planner --stack $$stack >/dev/null || exit $$?; echo "planned $$stack"; done
 

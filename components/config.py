@@ -18,7 +18,7 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from components.facts import GPU_SKUS, MODEL_DISK_GIB, is_gpu_vm_size
+from components.facts import GPU_SKUS, MODEL_DISK_GIB, MODEL_MIN_GPUS, is_gpu_vm_size
 
 NAMESPACE = "llmops"
 
@@ -207,15 +207,39 @@ class GpuPoolConfig(NodePoolConfig):
             raise ValueError(f"must be a known GPU VM size, one of: {', '.join(sorted(GPU_SKUS))} (got {value!r})")
         return value
 
+    @model_validator(mode="after")
+    def _spot(self) -> Self:
+        if not self.spot and "spot_max_price" in self.model_fields_set:
+            raise ValueError("spotMaxPrice: only applies when spot is true")
+        if self.spot_max_price != -1 and self.spot_max_price <= 0:
+            raise ValueError(f"spotMaxPrice: must be -1 (up to the on-demand price) or > 0 (got {self.spot_max_price})")
+        # Azure may evict every spot node at any time, so a floor cannot be kept; warm capacity belongs in a
+        # regular pool, and a spot pool meant for bursty fine-tuning must not bill idle GPUs.
+        if self.spot and self.min_count != 0:
+            raise ValueError(
+                f"minCount: a spot pool scales from 0 (got {self.min_count}); keep warm GPUs in a regular pool"
+            )
+        return self
+
+
+def _default_service_pools() -> list[NodePoolConfig]:
+    return [NodePoolConfig(name="services", vm_size="Standard_D8ds_v5", min_count=1, max_count=3)]
+
 
 class GpuAksConfig(AksClusterConfig):
     gpu_pools: list[GpuPoolConfig] = Field(min_length=1)
+    # The system pool is tainted CriticalAddonsOnly and GPU pools are tainted too: the GPU Operator controller,
+    # Node Feature Discovery and the CPU-only NeMo services need untainted CPU nodes.
+    cpu_pools: list[NodePoolConfig] = Field(default_factory=_default_service_pools, min_length=1)
 
     @model_validator(mode="after")
     def _names(self) -> Self:
         if is_gpu_vm_size(self.system_pool.vm_size):
             raise ValueError("systemPool.vmSize: must be a CPU size; GPUs belong in gpuPools")
-        _unique_pool_names([self.system_pool, *self.gpu_pools])
+        for index, pool in enumerate(self.cpu_pools):
+            if is_gpu_vm_size(pool.vm_size):
+                raise ValueError(f"cpuPools[{index}].vmSize: must be a CPU size; GPUs belong in gpuPools")
+        _unique_pool_names([self.system_pool, *self.cpu_pools, *self.gpu_pools])
         return self
 
 
@@ -224,8 +248,14 @@ class ExistingGpuClusterConfig(Model):
     from the `llmops:gpuClusterKubeconfig` secret. Here we state what it already has."""
 
     kubernetes_version: KubernetesVersion
-    api_server_host: str = Field(description="host name of the kube-apiserver, for the passthrough route")
+    api_server_host: str = Field(
+        pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$",
+        description="host name of the kube-apiserver, for the passthrough route",
+    )
+    api_server_port: int = Field(443, ge=1, le=65535)
     gpu_operator_preinstalled: bool = True
+    # Managed GPU clusters (DGX Cloud) ship the driver in the node image; the operator must then leave it alone.
+    nodes_have_driver: bool = True
     model_cache_storage_class: DnsLabel = "standard-rwo"
     shared_storage_class: DnsLabel = "standard-rwx"
     gpu_count: int = Field(8, ge=1, description="GPUs the cluster offers, for the plan report")
@@ -234,7 +264,9 @@ class ExistingGpuClusterConfig(Model):
 
 class GpuOperatorConfig(Model):
     mig_strategy: Literal["none", "single", "mixed"] = "none"
-    driver_version: str | None = Field(None, description="override the chart's default driver version")
+    driver_version: str | None = Field(
+        None, pattern=r"^\d+\.\d+(\.\d+)?$", description="override the chart's default driver, e.g. 580.105.08"
+    )
     dcgm_exporter: bool = True
 
 
@@ -251,7 +283,21 @@ class GpuClusterConfig(Model):
             raise ValueError(f"{chosen}: required when mode is {self.mode!r}")
         if getattr(self, other) is not None:
             raise ValueError(f"{other}: not used when mode is {self.mode!r}; remove it")
+        existing = self.existing
+        if existing is not None and "gpu_operator" in self.model_fields_set:
+            if existing.gpu_operator_preinstalled:
+                raise ValueError("gpuOperator: not used when existing.gpuOperatorPreinstalled is true; remove it")
+            if existing.nodes_have_driver and self.gpu_operator.driver_version is not None:
+                raise ValueError(
+                    "gpuOperator.driverVersion: not used when existing.nodesHaveDriver is true "
+                    "(the operator keeps the nodes' driver); remove it"
+                )
         return self
+
+    @property
+    def operator_installs_driver(self) -> bool:
+        """AKS pools skip their driver (gpuProfile.driver None), so the operator owns it there."""
+        return self.existing is None or not self.existing.nodes_have_driver
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,6 +312,7 @@ class ChartVersionsConfig(Model):
     argo_workflows: ChartVersion = "1.0.18"
     gpu_operator: ChartVersion = "v26.7.0"
     nemo_microservices: ChartVersion = "25.8.0"
+    # Not NeMo 25.8's own pin (Volcano 1.9.0, which stops at Kubernetes 1.29): see components/volcano.py.
     volcano: ChartVersion = "1.15.1"
     nim_llm: ChartVersion = "1.1.2"
     envoy_gateway: ChartVersion = "v1.9.0"
@@ -320,12 +367,27 @@ class MlflowConfig(Model):
     geo_redundant_backup: bool = False
     high_availability: bool = False
 
+    @model_validator(mode="after")
+    def _ha_tier(self) -> Self:
+        if self.high_availability and self.postgres_tier == "Burstable":
+            raise ValueError(
+                "highAvailability: zone-redundant PostgreSQL needs postgresTier GeneralPurpose or MemoryOptimized"
+            )
+        return self
+
 
 class ManagementConfig(Model):
     cluster: ManagementClusterConfig
     argocd: ArgoCdConfig = ArgoCdConfig()
     argo_workflows: ArgoWorkflowsConfig = ArgoWorkflowsConfig()
     mlflow: MlflowConfig = MlflowConfig()
+
+    @model_validator(mode="after")
+    def _workflows_sso(self) -> Self:
+        # Argo Workflows signs users in with the same Entra ID app registration as ArgoCD.
+        if "sso" in self.argo_workflows.auth_modes and self.argocd.sso is None:
+            raise ValueError("argoWorkflows.authModes: 'sso' needs argocd.sso (the Entra ID app registration)")
+        return self
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,9 +399,18 @@ class NemoConfig(Model):
     namespace: DnsLabel = "nemo"
     customization_targets: list[str] = Field(default_factory=lambda: ["meta/llama-3.1-8b-instruct@2.0"], min_length=1)
     training_workspace_size: Quantity = "200Gi"
+    # Base-model weights the Customizer downloads once per target; NVIDIA sizes this at 200 GB or more.
+    models_storage_size: Quantity = "200Gi"
     data_store_size: Quantity = "100Gi"
-    external_postgres_host: str | None = None
+    external_postgres_host: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$",
+        description="PostgreSQL server for every NeMo service instead of the chart's own; each service reads its "
+        "password from the Secret `<service>-postgres` (key `password`) in the NeMo namespace",
+    )
     guardrails: bool = True
+    # The Entity Store namespace that fine-tuned adapters are registered under, where NIM discovers them.
+    adapter_namespace: DnsLabel = "llmops"
 
     @field_validator("customization_targets")
     @classmethod
@@ -399,6 +470,21 @@ class NimModelConfig(Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _fits_release(self) -> Self:
+        # The name is the Helm release and StatefulSet name; pods carry `<name>-<10-char hash>` in a 63-char label.
+        if len(self.name) > 52:
+            raise ValueError(f"name: at most 52 characters (got {len(self.name)})")
+        needed = MODEL_MIN_GPUS.get(self.model, 1)
+        if self.gpus < needed:
+            raise ValueError(f"gpus: {self.model} needs at least {needed} GPUs for one replica (got {self.gpus})")
+        return self
+
+    @property
+    def disk_gib(self) -> int:
+        """The model's own footprint: what a pod downloads before it can serve."""
+        return MODEL_DISK_GIB.get(self.model) or self.cache_size_gib
+
     @property
     def cache_size_gib(self) -> int:
         # Twice the weights: the download lands beside the previous version during an upgrade.
@@ -455,8 +541,15 @@ class GatewayConfig(Model):
     auth: Literal["api-key", "jwt"] = "api-key"
     jwt_issuer: str | None = None
     jwt_audiences: list[str] = Field(default_factory=list)
+    # The keys Envoy verifies tokens with; Entra ID: https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys
+    jwt_jwks_uri: str | None = Field(None, pattern=r"^https://[^\s]+$")
     requests_per_minute: int = Field(600, ge=1)
     passthrough: bool = True
+    # The name ArgoCD dials to reach the kube-apiserver through the gateway (DNS points it at the gateway);
+    # default `k8s.<domain>`.
+    passthrough_hostname: str | None = Field(
+        None, pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$"
+    )
     passthrough_allowed_cidrs: list[Cidr] = Field(default_factory=list)
 
     _check_cidrs = field_validator("passthrough_allowed_cidrs")(lambda v: [_cidr(c) for c in v])
@@ -465,11 +558,22 @@ class GatewayConfig(Model):
     def _consistent(self) -> Self:
         if self.auth == "jwt" and not self.jwt_issuer:
             raise ValueError("jwtIssuer: required when auth is 'jwt'")
+        if self.auth == "jwt" and not self.jwt_jwks_uri:
+            raise ValueError("jwtJwksUri: required when auth is 'jwt'")
+        if self.auth != "jwt" and (self.jwt_issuer or self.jwt_audiences or self.jwt_jwks_uri):
+            raise ValueError("auth: jwtIssuer, jwtAudiences and jwtJwksUri only apply when auth is 'jwt'")
         if self.passthrough and not self.passthrough_allowed_cidrs:
             raise ValueError(
                 "passthroughAllowedCidrs: required when passthrough is on (the kube-apiserver is never open to all)"
             )
+        if not self.passthrough and (self.passthrough_allowed_cidrs or self.passthrough_hostname):
+            raise ValueError("passthrough: passthroughHostname and passthroughAllowedCidrs need passthrough on")
         return self
+
+    @property
+    def api_server_hostname(self) -> str:
+        """The DNS name that reaches the kube-apiserver through the gateway's TLS passthrough listener."""
+        return self.passthrough_hostname or f"k8s.{self.domain}"
 
 
 class GitOpsConfig(Model):
@@ -499,6 +603,21 @@ class PipelinesConfig(Model):
 # --------------------------------------------------------------------------------------------
 
 
+class BudgetConfig(Model):
+    """The monthly cost the `monthly-cost-within-budget` policy allows, priced by the offline planner from
+    Azure list prices (facts/prices-azure.json)."""
+
+    monthly_limit_usd: float = Field(gt=0)
+    measure: Literal["idle", "serving", "peak"] = Field(
+        "peak",
+        description="idle: autoscalers at minimum; serving: idle plus the GPU nodes the model servers' minimum "
+        "replicas need; peak: autoscalers at maximum",
+    )
+    existing_cluster_gpu_hour_usd: float | None = Field(
+        None, gt=0, description="contracted USD per GPU-hour of an existing GPU cluster (DGX Cloud), to count it"
+    )
+
+
 class PlatformConfig(Model):
     environment: Environment
     azure: AzureConfig
@@ -514,6 +633,7 @@ class PlatformConfig(Model):
     protect_stateful_resources: bool | None = Field(
         None, description="protect clusters, storage and databases; default: true in prod"
     )
+    budget: BudgetConfig | None = Field(None, description="monthly cost cap; unset: no cap")
 
     @property
     def protect(self) -> bool:
@@ -538,6 +658,8 @@ SECRET_KEYS: dict[str, Callable[[PlatformConfig], bool]] = {
     "gpuClusterKubeconfig": lambda cfg: cfg.gpu_cluster.mode == "existing",
     "ssoClientSecret": lambda cfg: cfg.management.argocd.sso is not None,
     "gatewayApiKey": lambda cfg: cfg.gateway.auth == "api-key",
+    "mlflowDbPassword": lambda cfg: cfg.management.mlflow.backend == "azure-postgres",
+    "mlflowAdminPassword": lambda cfg: True,
 }
 
 
@@ -645,6 +767,8 @@ class PlatformSecrets:
     gpu_cluster_kubeconfig: pulumi.Output[str] | None
     sso_client_secret: pulumi.Output[str] | None
     gateway_api_key: pulumi.Output[str] | None
+    mlflow_db_password: pulumi.Output[str] | None
+    mlflow_admin_password: pulumi.Output[str]
 
 
 def _namespace_values() -> dict[str, str]:
@@ -673,4 +797,6 @@ def load() -> tuple[PlatformConfig, PlatformSecrets]:
         gpu_cluster_kubeconfig=secrets["gpuClusterKubeconfig"],
         sso_client_secret=secrets["ssoClientSecret"],
         gateway_api_key=secrets["gatewayApiKey"],
+        mlflow_db_password=secrets["mlflowDbPassword"],
+        mlflow_admin_password=secrets["mlflowAdminPassword"],  # type: ignore[arg-type]
     )

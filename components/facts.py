@@ -20,11 +20,11 @@ class GpuSku:
 
 
 # Azure GPU VM sizes (learn.microsoft.com, "Sizes for virtual machines in Azure", GPU accelerated
-# families NCv3, NCasT4_v3, NC A100 v4, NC H100 v5, ND A100 v4, ND H100 v5, ND H200 v5; checked 2026-11).
+# families NCasT4_v3, NC A100 v4, NC H100 v5, ND A100 v4, ND H100 v5, ND H200 v5; checked 2026-11).
+# Only full-GPU sizes the GPU Operator's data center driver serves: NCv3 (V100) was retired on
+# 2025-09-30 (learn.microsoft.com, "NCv3 and NC6s NC12s NC24s Retirement") and the NVads A10 v5
+# sizes are vGPU slices that need the GRID driver.
 GPU_SKUS: dict[str, GpuSku] = {
-    "Standard_NC6s_v3": GpuSku(1, "V100", 16, 6, 112),
-    "Standard_NC12s_v3": GpuSku(2, "V100", 16, 12, 224),
-    "Standard_NC24s_v3": GpuSku(4, "V100", 16, 24, 448),
     "Standard_NC4as_T4_v3": GpuSku(1, "T4", 16, 4, 28),
     "Standard_NC8as_T4_v3": GpuSku(1, "T4", 16, 8, 56),
     "Standard_NC16as_T4_v3": GpuSku(1, "T4", 16, 16, 110),

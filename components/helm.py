@@ -34,12 +34,16 @@ def release(
     repository_credentials: k8s.helm.v3.RepositoryOptsArgs | None = None,
     protect: bool = False,
 ) -> k8s.helm.v3.Release:
-    """A release named `name` (also the Helm release name, so in-cluster service names are stable)."""
-    repository_opts = repository_credentials or k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository)
+    """A release named `name` (also the Helm release name, so in-cluster service names are stable).
+
+    An `oci://` repository is a registry path: Helm pulls `<repository>/<chart>` and takes no repository options.
+    """
+    oci = chart.repository.startswith("oci://")
+    repository_opts = repository_credentials or (None if oci else k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository))
     return k8s.helm.v3.Release(
         name,
         name=name,
-        chart=chart.chart,
+        chart=f"{chart.repository}/{chart.chart}" if oci else chart.chart,
         version=chart.version,
         repository_opts=repository_opts,
         namespace=namespace,

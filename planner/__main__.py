@@ -6,9 +6,11 @@ Exit codes: 0 ok, 1 a mandatory policy violation, 2 a configuration error.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
+from planner.cost import options_from_stack_config
 from planner.evaluate import PROJECT_DIR, evaluate, stack_config
 from planner.policy_runner import run_policies
 from planner.render import summary, write_plan
@@ -35,11 +37,18 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         return 2
 
-    from policies.pack import PACK_ENFORCEMENT, POLICIES
+    from policies import cost
+    from policies.pack import PACK_ENFORCEMENT, POLICIES, POLICY_CONFIG
 
-    verdicts = run_policies(evaluation.registrations, POLICIES, PACK_ENFORCEMENT)
-    plan_path = write_plan(evaluation, verdicts, args.out / args.stack)
-    print(summary(evaluation, verdicts))
+    budget = options_from_stack_config(config if config is not None else stack_config(args.stack))
+    # The stack's budget reaches the cost policy as policy config, here and under `pulumi preview`.
+    budget_config = cost.policy_config(budget)
+    verdicts = run_policies(evaluation.registrations, POLICIES, PACK_ENFORCEMENT, config=budget_config)
+    plan_path = write_plan(evaluation, verdicts, args.out / args.stack, budget)
+    # For `pulumi preview --policy-pack policies --policy-pack-config build/plan/<stack>/policy-config.json`.
+    policy_config = {**POLICY_CONFIG, **budget_config}
+    (plan_path.parent / "policy-config.json").write_text(json.dumps(policy_config, indent=2) + "\n")
+    print(summary(evaluation, verdicts, budget))
     print(f"\nWrote {plan_path.parent}")
     return 1 if any(v.enforcement == "mandatory" for v in verdicts) else 0
 

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+from pulumi.runtime.settings import get_project, get_stack
 
 SUBSCRIPTION_ID = "00000000-0000-4000-8000-000000000000"
 TENANT_ID = "00000000-0000-4000-8000-00000000aaaa"
@@ -61,6 +62,20 @@ _ARM_TYPES: dict[str, tuple[str, str]] = {
         "configurationName",
     ),
     "azure-native:authorization:RoleAssignment": ("Microsoft.Authorization/roleAssignments", "roleAssignmentName"),
+    "azure-native:storage:BlobServiceProperties": (
+        "Microsoft.Storage/storageAccounts/{accountName}/blobServices",
+        "blobServicesName",
+    ),
+    "azure-native:network:PrivateEndpoint": ("Microsoft.Network/privateEndpoints", "privateEndpointName"),
+    "azure-native:network:PrivateDnsZoneGroup": (
+        "Microsoft.Network/privateEndpoints/{privateEndpointName}/privateDnsZoneGroups",
+        "privateDnsZoneGroupName",
+    ),
+    "azure-native:privatedns:PrivateZone": ("Microsoft.Network/privateDnsZones", "privateZoneName"),
+    "azure-native:privatedns:VirtualNetworkLink": (
+        "Microsoft.Network/privateDnsZones/{privateZoneName}/virtualNetworkLinks",
+        "virtualNetworkLinkName",
+    ),
 }
 
 
@@ -232,6 +247,12 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.registrations: list[Registration] = []
         self.component_outputs: dict[str, dict[str, Any]] = {}
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # As the engine does: a child's qualified type is its parent's whole chain, not just the parent's type.
+        if parent:
+            type_ = parent.split("::")[2] + "$" + type_
+        return "urn:pulumi:" + "::".join([get_stack(), get_project(), type_, name])
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)

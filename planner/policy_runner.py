@@ -79,10 +79,14 @@ def _level(policy: Any, pack_level: EnforcementLevel, config: dict[str, Any]) ->
 
 
 def _policy_config(policy: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """The policy's config as the engine hands it over: schema defaults, then the pack config on top."""
+    schema = getattr(policy, "config_schema", None)
+    properties = getattr(schema, "properties", None) or {}
+    values = {k: v["default"] for k, v in properties.items() if isinstance(v, dict) and "default" in v}
     override = config.get(policy.name)
     if isinstance(override, dict):
-        return {k: v for k, v in override.items() if k != "enforcementLevel"}
-    return {}
+        values.update({k: v for k, v in override.items() if k != "enforcementLevel"})
+    return values
 
 
 def _run(call: Any) -> None:
@@ -108,8 +112,11 @@ def run_policies(
     providers = {r.urn: r for r in registrations if r.type.startswith("pulumi:providers:")}
 
     def reporter(policy: Any, level: EnforcementLevel, default_urn: str) -> Any:
+        # The engine reports a violation that remediation did not fix as mandatory.
+        reported = EnforcementLevel.MANDATORY if level == EnforcementLevel.REMEDIATE else level
+
         def report(message: str, urn: str | None = None) -> None:
-            verdicts.append(Verdict(policy.name, level.value, urn or default_urn, message))
+            verdicts.append(Verdict(policy.name, reported.value, urn or default_urn, message))
 
         return report
 

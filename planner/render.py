@@ -10,10 +10,12 @@ from typing import Any
 
 import yaml
 
+from planner import cost, critical_path, graph
+from planner.diff import digests_from_environment
 from planner.evaluate import Evaluation
 from planner.mocks import Registration
 from planner.policy_runner import Verdict
-from planner.values import SECRET, redact
+from planner.values import SECRET, redact, unwrap
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -37,8 +39,10 @@ def manifest(registration: Registration) -> dict[str, Any]:
     return obj
 
 
-def plan_document(evaluation: Evaluation, verdicts: list[Verdict]) -> dict[str, Any]:
-    return {
+def plan_document(
+    evaluation: Evaluation, verdicts: list[Verdict], budget: cost.CostOptions | None = None
+) -> dict[str, Any]:
+    document = {
         "project": evaluation.project,
         "stack": evaluation.stack,
         "resources": [
@@ -63,26 +67,38 @@ def plan_document(evaluation: Evaluation, verdicts: list[Verdict]) -> dict[str, 
                 {"policy": v.policy, "enforcement": v.enforcement, "urn": v.urn, "message": v.message} for v in verdicts
             ]
         },
+        "cost": cost.estimate(evaluation.registrations, budget).to_json(),
+        "criticalPath": critical_path.analyse(evaluation.registrations).to_json(),
     }
+    digests = digests_from_environment(evaluation.registrations)
+    if digests is not None:
+        # Only `python -m planner.diff` sets the one-off key: it shows that a secret changed, never its value.
+        document["secretDigests"] = digests
+    return document
 
 
-def write_plan(evaluation: Evaluation, verdicts: list[Verdict], out_dir: Path) -> Path:
+def write_plan(
+    evaluation: Evaluation, verdicts: list[Verdict], out_dir: Path, budget: cost.CostOptions | None = None
+) -> Path:
     """Replace `out_dir` with the plan of this evaluation."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     (out_dir / "plan.json").write_text(
-        json.dumps(plan_document(evaluation, verdicts), indent=2, sort_keys=False) + "\n"
+        json.dumps(plan_document(evaluation, verdicts, budget), indent=2, sort_keys=False) + "\n"
     )
+    graph.write(evaluation.registrations, out_dir)
 
     by_urn = {r.urn: r for r in evaluation.registrations}
     for registration in evaluation.registrations:
         cluster = cluster_of(registration, by_urn)
         if registration.type == HELM_RELEASE:
             inputs = redact(registration.inputs)
+            # Options holding registry credentials are secret as a whole; the URL beside the login is not.
+            repository = unwrap(registration.inputs).get("repositoryOpts")
             release = {
                 "chart": inputs.get("chart"),
-                "repository": (inputs.get("repositoryOpts") or {}).get("repo"),
+                "repository": repository.get("repo") if isinstance(repository, dict) else None,
                 "version": inputs.get("version"),
                 "namespace": inputs.get("namespace"),
                 "values": inputs.get("values") or {},
@@ -123,7 +139,7 @@ def _tree_lines(evaluation: Evaluation) -> list[str]:
     return lines
 
 
-def summary(evaluation: Evaluation, verdicts: list[Verdict]) -> str:
+def summary(evaluation: Evaluation, verdicts: list[Verdict], budget: cost.CostOptions | None = None) -> str:
     lines = [f"Plan of {evaluation.project}/{evaluation.stack} (offline; Pulumi mocks, preview semantics)", ""]
     lines.append("Components:")
     lines += _tree_lines(evaluation)
@@ -147,4 +163,12 @@ def summary(evaluation: Evaluation, verdicts: list[Verdict]) -> str:
     lines.append(f"Policies: {len(mandatory)} mandatory violation(s), {len(advisory)} advisory")
     for v in mandatory + advisory:
         lines.append(f"  [{v.enforcement}] {v.policy}: {v.message}  ({v.urn.rsplit('::', 1)[-1] or 'stack'})")
+    lines.append("")
+    lines += cost.summary_lines(cost.estimate(evaluation.registrations, budget))
+    lines.append("")
+    path = critical_path.analyse(evaluation.registrations)
+    lines += critical_path.summary_lines(path, evaluation.registrations)
+    lines.append("")
+    lines.append("Graph (Mermaid; also graph.mmd, and graph.svg when graphviz is installed):")
+    lines.append(graph.mermaid(evaluation.registrations).rstrip())
     return "\n".join(lines)

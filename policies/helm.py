@@ -1,19 +1,39 @@
-"""Rules for Helm releases: reproducible, atomic installs from known repositories."""
+"""Rules for Helm releases: reproducible, atomic installs from known repositories, pinned images."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
 
-from policies.common import HELM_RELEASE, get_path
+from policies.common import (
+    HELM_RELEASE,
+    chart_name,
+    get_path,
+    helm_values,
+    image_tag_problem,
+    is_mapping,
+    knobs,
+    walk,
+)
 
 _EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 
 
-def _pinned_version(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def _only_releases(args: ResourceValidationArgs) -> None:
     if args.resource_type != HELM_RELEASE:
         args.not_applicable("not a Helm release")
+
+
+def _pinned_version(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    _only_releases(args)
     version = get_path(args.props, "version", default="")
     if not _EXACT_VERSION.match(str(version)):
         report_violation(
@@ -29,3 +49,150 @@ helm_release_pins_version = ResourceValidationPolicy(
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_pinned_version,
 )
+
+
+def _atomic(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    _only_releases(args)
+    missing = [key for key in ("atomic", "cleanupOnFail") if get_path(args.props, key) is not True]
+    timeout = get_path(args.props, "timeout")
+    if not isinstance(timeout, int | float) or timeout <= 0:
+        missing.append("timeout")
+    if missing:
+        report_violation(
+            f"Helm release {args.name!r} must set {', '.join(missing)}: a failed install rolls back and "
+            "cleans up instead of leaving a half-installed release behind.",
+            None,
+        )
+
+
+helm_release_atomic = ResourceValidationPolicy(
+    name="helm-release-atomic",
+    description="Every Helm release is atomic, cleans up on failure and sets a timeout.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_atomic,
+)
+
+ALLOWED_REPOSITORIES = [
+    "https://argoproj.github.io/argo-helm",
+    "https://helm.ngc.nvidia.com/nvidia",
+    "https://helm.ngc.nvidia.com/nvidia/nemo-microservices",
+    "https://helm.ngc.nvidia.com/nim",
+    "https://volcano-sh.github.io/helm-charts",
+    "oci://docker.io/envoyproxy",
+    "https://community-charts.github.io/helm-charts",
+    "https://charts.jetstack.io",
+    "oci://quay.io/jetstack/charts",
+]
+
+_REPOSITORY_SCHEMA = PolicyConfigSchema(
+    properties={
+        "allowedRepositories": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": ALLOWED_REPOSITORIES,
+            "description": "Chart repositories (https or oci) releases may install from; compared exactly.",
+        }
+    }
+)
+
+
+def _normalized(url: str) -> str:
+    return url.strip().rstrip("/").lower()
+
+
+def release_repository(props: Any) -> str:
+    """Where the chart comes from: `repositoryOpts.repo`, or the registry path of an `oci://` chart."""
+    repository = str(get_path(props, "repositoryOpts", "repo", default="") or "")
+    if repository:
+        return repository
+    chart = str(get_path(props, "chart", default="") or "")
+    if chart.startswith("oci://"):
+        return chart.rstrip("/").rsplit("/", 1)[0]
+    return ""
+
+
+def _allowed_repository(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    _only_releases(args)
+    allowed = {_normalized(url) for url in knobs(args, _REPOSITORY_SCHEMA)["allowedRepositories"]}
+    repository = release_repository(args.props)
+    if not repository:
+        report_violation(
+            f"Helm release {args.name!r} names no chart repository (repositoryOpts.repo or an oci:// chart).",
+            None,
+        )
+    elif _normalized(repository) not in allowed:
+        report_violation(
+            f"Helm release {args.name!r} installs from {repository!r}, which is not an allowed chart "
+            "repository (policy config allowedRepositories).",
+            None,
+        )
+
+
+helm_release_allowed_repository = ResourceValidationPolicy(
+    name="helm-release-allowed-repository",
+    description="Every Helm release installs from an allowed chart repository.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_allowed_repository,
+    config_schema=_REPOSITORY_SCHEMA,
+)
+
+
+_IMAGE_TAG_SCHEMA = PolicyConfigSchema(
+    properties={
+        "chartsTaggingTheirImage": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": ["nim-llm"],
+            "description": "Charts whose `image.repository` is the model being served: overriding it without "
+            "`image.tag` would run the chart's default tag against another image.",
+        }
+    }
+)
+
+
+def helm_image_problems(values: Any, tag_with_repository: bool = False) -> list[str]:
+    """Image values that are not pinned: an `image`/`images` map with tag `latest`; a full image
+    reference string (`registry/name[:tag]`) tagged `latest` or untagged; and, where the chart needs
+    it, an `image.repository` override without a tag. Elsewhere a repository override keeps the
+    chart's pinned default tag (e.g. redirecting a subchart to a mirror)."""
+    problems = []
+    for path, key, value in walk(values, needed=frozenset({"image", "images", "tag", "repository", "digest"})):
+        if key not in ("image", "images"):
+            continue
+        where = ".".join((*path, key))
+        if is_mapping(value):
+            tag = str(get_path(value, "tag", default="") or "")
+            pinned = tag or get_path(value, "digest") or "@" in str(get_path(value, "repository", default=""))
+            if tag.lower() == "latest":
+                problems.append(f"{where}.tag is 'latest'")
+            elif tag_with_repository and not path and get_path(value, "repository") and not pinned:
+                problems.append(f"{where}.repository is overridden without {where}.tag")
+        elif isinstance(value, str) and "/" in value:
+            problem = image_tag_problem(value)
+            if problem:
+                problems.append(f"{where} {value!r} {problem}")
+    return problems
+
+
+def _helm_image_tags(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    _only_releases(args)
+    strict = chart_name(args.props) in knobs(args, _IMAGE_TAG_SCHEMA)["chartsTaggingTheirImage"]
+    problems = helm_image_problems(helm_values(args.props), tag_with_repository=strict)
+    if problems:
+        report_violation(f"Helm release {args.name!r}: {'; '.join(problems)}.", None)
+
+
+helm_release_image_tags_pinned = ResourceValidationPolicy(
+    name="helm-release-image-tags-pinned",
+    description="Image values of Helm releases (`image.tag`, `*.image.tag`) are pinned, never `latest`.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_helm_image_tags,
+    config_schema=_IMAGE_TAG_SCHEMA,
+)
+
+POLICIES = [
+    helm_release_pins_version,
+    helm_release_atomic,
+    helm_release_allowed_repository,
+    helm_release_image_tags_pinned,
+]

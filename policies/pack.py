@@ -1,14 +1,42 @@
-"""The policies of the pack and their default enforcement."""
+"""The policies of the pack, their default enforcement and their default configuration."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pulumi_policy import EnforcementLevel, Policy
 
-from policies.helm import helm_release_pins_version
+from policies import aks, cost, database, gateway, gpu, helm, kubernetes, stack, storage, tags, workflows
 
 PACK_NAME = "llmops-platform"
+# Every rule states its own level; this applies only to a rule that does not.
 PACK_ENFORCEMENT = EnforcementLevel.ADVISORY
 
 POLICIES: list[Policy] = [
-    helm_release_pins_version,
+    *aks.POLICIES,
+    *gpu.POLICIES,
+    *helm.POLICIES,
+    *kubernetes.POLICIES,
+    *storage.POLICIES,
+    *database.POLICIES,
+    *workflows.POLICIES,
+    *gateway.POLICIES,
+    *tags.POLICIES,
+    *stack.POLICIES,
+    *cost.POLICIES,
 ]
+
+
+def default_config(policies: list[Policy]) -> dict[str, dict[str, Any]]:
+    """Each configurable policy's knobs at their schema defaults: what the engine hands a policy when
+    `--policy-pack-config` leaves it alone, and a starting point for such a file."""
+    return {
+        policy.name: {
+            key: spec["default"] for key, spec in policy.config_schema.properties.items() if "default" in spec
+        }
+        for policy in policies
+        if policy.config_schema is not None
+    }
+
+
+POLICY_CONFIG: dict[str, dict[str, Any]] = default_config(POLICIES)

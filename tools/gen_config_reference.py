@@ -25,6 +25,9 @@ SECRET_DOCS = {
     "gpuClusterKubeconfig": "Kubeconfig of the existing GPU cluster (required when `gpuCluster.mode` is `existing`).",
     "ssoClientSecret": "Entra ID app client secret for ArgoCD SSO (required when `management.argocd.sso` is set).",
     "gatewayApiKey": "API key clients present to the gateway (required when `gateway.auth` is `api-key`).",
+    "mlflowDbPassword": "Admin password of the MLflow PostgreSQL server (required when `management.mlflow.backend` "
+    "is `azure-postgres`).",
+    "mlflowAdminPassword": "Password of MLflow's basic-auth admin, which pipelines log with.",
 }
 
 

@@ -21,6 +21,8 @@ SEEDED_SECRETS = {
     "llmops:gpuClusterKubeconfig": "apiVersion: v1\nkind: Config\n# SEEDED-kubeconfig-a41d\n",
     "llmops:ssoClientSecret": "SEEDED-sso-secret-90cc",
     "llmops:gatewayApiKey": "SEEDED-gateway-key-3e7d",
+    "llmops:mlflowDbPassword": "SEEDED-mlflow-db-61f0",
+    "llmops:mlflowAdminPassword": "SEEDED-mlflow-admin-c2b9",
 }
 
 

@@ -1,0 +1,396 @@
+"""Argo Workflows (v4) on the management cluster: the engine the LLM pipelines run on.
+
+Workflows run in the pipelines namespace as `llm-pipeline-runner`, a ServiceAccount with only the
+executor's permissions that reaches the artifact container through workload identity. Completed
+workflows leave the cluster after `workflowTtlSeconds`; when a PostgreSQL server is available they
+are archived there for `archiveRetentionDays`, otherwise the TTL is the only retention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.argocd import entra_issuer
+from components.compute import requests_limits
+from components.config import ArgoWorkflowsConfig, OidcSsoConfig, PipelinesConfig
+from components.helm import ChartRef, release
+from components.kube import namespace
+from components.postgres import DatabaseLogin
+from components.workload_identity import CLIENT_ID_ANNOTATION, USE_LABEL
+
+NAMESPACE = "argo"
+RELEASE = "argo-workflows"
+REPOSITORY = "https://argoproj.github.io/argo-helm"
+RUNNER_SERVICE_ACCOUNT = "llm-pipeline-runner"
+SERVER_SERVICE_ACCOUNT = "argo-workflows-server"
+# The pipeline templates reference this ConfigMap and key in `synchronization.semaphores`.
+GPU_SEMAPHORE_CONFIGMAP = "llmops-gpu-semaphore"
+GPU_SEMAPHORE_KEY = "gpu-jobs"
+SSO_SECRET = "argo-server-sso"
+ARCHIVE_DB_SECRET = "argo-archive-db"
+ARCHIVE_DATABASE = "argo_workflows"
+# ClusterRoles the chart aggregates into view/admin (createAggregateRoles), named after the release.
+VIEW_CLUSTER_ROLE = f"{RELEASE}-view"
+ADMIN_CLUSTER_ROLE = f"{RELEASE}-admin"
+
+_LABELS = {"app.kubernetes.io/part-of": "llmops-platform"}
+EXECUTOR_USER = 8737
+_RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+# Argo Workflows >= 3.4 executor minimum (docs/workflow-rbac.md): it reports outputs through
+# WorkflowTaskResults; the emissary executor needs nothing on pods.
+EXECUTOR_RULES = [
+    k8s.rbac.v1.PolicyRuleArgs(
+        api_groups=["argoproj.io"], resources=["workflowtaskresults"], verbs=["create", "patch"]
+    ),
+]
+
+
+@dataclass(frozen=True)
+class ArtifactRepository:
+    blob_endpoint: pulumi.Input[str]
+    container: pulumi.Input[str]
+    # Workload identity that may write the container; the runner and the server (which serves
+    # artifacts and archived logs in the UI) use it.
+    client_id: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class SsoAccount:
+    """A ServiceAccount SSO users are mapped to by an expression over their token's claims."""
+
+    name: str
+    rule: str
+    precedence: int
+    cluster_role: str
+
+
+def sso_accounts(sso: OidcSsoConfig) -> list[SsoAccount]:
+    admin_rule = " || ".join(f"'{group}' in groups" for group in sso.admin_group_object_ids)
+    return [
+        SsoAccount("argo-sso-admin", admin_rule, 1, ADMIN_CLUSTER_ROLE),
+        # Everyone else who can sign in to the tenant app may look, not touch.
+        SsoAccount("argo-sso-readonly", "true", 0, VIEW_CLUSTER_ROLE),
+    ]
+
+
+def token_secret_name(service_account: str) -> str:
+    # The name Argo looks for (docs/service-account-secrets.md); Kubernetes >= 1.24 creates none itself.
+    return f"{service_account}.service-account-token"
+
+
+def workflow_defaults(config: ArgoWorkflowsConfig, pipelines: PipelinesConfig) -> dict[str, Any]:
+    """`controller.workflowDefaults`: a Workflow spec merged under every submitted workflow."""
+    return {
+        "spec": {
+            "serviceAccountName": RUNNER_SERVICE_ACCOUNT,
+            "activeDeadlineSeconds": pipelines.active_deadline_seconds,
+            # Failed pods stay for debugging until the workflow's TTL removes them with it.
+            "podGC": {"strategy": "OnPodSuccess"},
+            "ttlStrategy": {"secondsAfterCompletion": config.workflow_ttl_seconds},
+            "podMetadata": {"labels": {USE_LABEL: "true"}},
+            # Pod half of the `restricted` standard the pipelines namespace enforces. The default argoexec
+            # image runs as root, so a user is set: 8737, the user of Argo's non-root executor image
+            # (docs/workflow-pod-security-context.md).
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": EXECUTOR_USER,
+                "runAsGroup": EXECUTOR_USER,
+                "fsGroup": EXECUTOR_USER,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+        }
+    }
+
+
+def archive_persistence(config: ArgoWorkflowsConfig, database: DatabaseLogin) -> dict[str, Any]:
+    return {
+        "archive": True,
+        "archiveTTL": f"{config.archive_retention_days}d",
+        "postgresql": {
+            "host": database.host,
+            "port": database.port,
+            "database": database.database,
+            "tableName": "argo_workflows",
+            "userNameSecret": {"name": ARCHIVE_DB_SECRET, "key": "username"},
+            "passwordSecret": {"name": ARCHIVE_DB_SECRET, "key": "password"},
+            "ssl": True,
+            "sslMode": "require",
+        },
+    }
+
+
+def argo_workflows_values(
+    config: ArgoWorkflowsConfig,
+    pipelines: PipelinesConfig,
+    artifacts: ArtifactRepository,
+    sso: OidcSsoConfig | None,
+    archive: DatabaseLogin | None,
+    prometheus_crds: bool,
+) -> dict[str, Any]:
+    """Values for argo-workflows 1.0.x; every key exists in the chart's values.yaml (tests check it)."""
+    controller: dict[str, Any] = {
+        "workflowNamespaces": [pipelines.namespace],
+        "parallelism": config.parallelism,
+        "namespaceParallelism": config.namespace_parallelism,
+        "workflowDefaults": workflow_defaults(config, pipelines),
+        "resources": requests_limits("100m", "256Mi", "1", "1Gi"),
+    }
+    if archive is not None:
+        controller["persistence"] = archive_persistence(config, archive)
+    if prometheus_crds:
+        controller["metricsConfig"] = {"enabled": True}
+        controller["serviceMonitor"] = {"enabled": True}
+
+    server: dict[str, Any] = {
+        "authModes": list(config.auth_modes),
+        # argo-server serves HTTPS itself.
+        "secure": True,
+        "resources": requests_limits("50m", "128Mi", "500m", "512Mi"),
+        "serviceAccount": {"name": SERVER_SERVICE_ACCOUNT, "annotations": {CLIENT_ID_ANNOTATION: artifacts.client_id}},
+        "podLabels": {USE_LABEL: "true"},
+    }
+    if "sso" in config.auth_modes:
+        if sso is None:
+            raise ValueError("Argo Workflows SSO needs management.argocd.sso")
+        server["sso"] = {
+            "enabled": True,
+            "issuer": entra_issuer(sso.tenant_id),
+            "clientId": {"name": SSO_SECRET, "key": "client-id"},
+            "clientSecret": {"name": SSO_SECRET, "key": "client-secret"},
+            "redirectUrl": f"https://{config.hostname}/oauth2/callback",
+            # Entra ID puts group object ids into the `groups` claim without a `groups` scope.
+            "scopes": ["profile", "email"],
+            "rbac": {
+                "enabled": True,
+                # The server may read the SSO client secret and the mapped accounts' tokens, nothing else.
+                "secretWhitelist": [SSO_SECRET, *(token_secret_name(a.name) for a in sso_accounts(sso))],
+            },
+        }
+
+    return {
+        "crds": {
+            "install": True,
+            "keep": True,
+            "upgradeJob": {"resources": requests_limits("50m", "64Mi", "200m", "128Mi")},
+        },
+        # We create the runner ServiceAccount and its minimal Role ourselves (see ArgoWorkflows).
+        "workflow": {"serviceAccount": {"create": False}, "rbac": {"create": False}},
+        "controller": controller,
+        "executor": {
+            "resources": requests_limits("50m", "64Mi", "500m", "256Mi"),
+            "securityContext": _RESTRICTED_CONTAINER,
+        },
+        "mainContainer": {"securityContext": _RESTRICTED_CONTAINER},
+        "server": server,
+        "useStaticCredentials": False,
+        "artifactRepository": {
+            "archiveLogs": True,
+            "azure": {"endpoint": artifacts.blob_endpoint, "container": artifacts.container, "useSDKCreds": True},
+        },
+    }
+
+
+class ArgoWorkflows(pulumi.ComponentResource):
+    """Namespaces `argo` and the pipelines namespace, the release, the pipeline runner's
+    ServiceAccount and Role, SSO wiring, and the GPU semaphore. Argo custom resources (workflow
+    templates) must depend on `workflows_release`: its hook Job installs the CRDs."""
+
+    namespace: str
+    pipelines_namespace: str
+    runner_service_account: str
+    url: str
+    workflows_release: k8s.helm.v3.Release
+    pipelines_ns: k8s.core.v1.Namespace
+
+    def __init__(
+        self,
+        name: str,
+        config: ArgoWorkflowsConfig,
+        *,
+        chart_version: str,
+        pipelines: PipelinesConfig,
+        artifacts: ArtifactRepository,
+        sso: OidcSsoConfig | None,
+        sso_client_secret: pulumi.Output[str] | None,
+        archive: DatabaseLogin | None,
+        prometheus_crds: bool,
+        provider: k8s.Provider,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("llmops:management:ArgoWorkflows", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        self.namespace = NAMESPACE
+        self.pipelines_namespace = pipelines.namespace
+        self.runner_service_account = RUNNER_SERVICE_ACCOUNT
+        self.url = f"https://{config.hostname}"
+
+        argo_ns = namespace(
+            NAMESPACE,
+            # The chart's controller and server set no seccomp profile.
+            pod_security="baseline",
+            parent=self,
+            provider=provider,
+            resource_name=f"{name}-namespace",
+        )
+        pipelines_ns = namespace(
+            pipelines.namespace,
+            pod_security="restricted",
+            parent=self,
+            provider=provider,
+            resource_name=f"{name}-pipelines-namespace",
+        )
+        self.pipelines_ns = pipelines_ns
+
+        runner = k8s.core.v1.ServiceAccount(
+            f"{name}-runner",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=RUNNER_SERVICE_ACCOUNT,
+                namespace=pipelines_ns.metadata.name,
+                labels=_LABELS,
+                annotations={CLIENT_ID_ANNOTATION: artifacts.client_id},
+            ),
+            opts=child,
+        )
+        runner_role = k8s.rbac.v1.Role(
+            f"{name}-runner-executor",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{RUNNER_SERVICE_ACCOUNT}-executor", namespace=pipelines_ns.metadata.name, labels=_LABELS
+            ),
+            rules=EXECUTOR_RULES,
+            opts=child,
+        )
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-runner-executor-binding",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{RUNNER_SERVICE_ACCOUNT}-executor", namespace=pipelines_ns.metadata.name, labels=_LABELS
+            ),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="Role", name=runner_role.metadata.name
+            ),
+            subjects=[
+                k8s.rbac.v1.SubjectArgs(
+                    kind="ServiceAccount", name=runner.metadata.name, namespace=pipelines_ns.metadata.name
+                )
+            ],
+            opts=child,
+        )
+
+        prerequisites: list[pulumi.Resource] = [argo_ns, pipelines_ns]
+        accounts = sso_accounts(sso) if sso is not None and "sso" in config.auth_modes else []
+        if accounts:
+            if sso is None or sso_client_secret is None:
+                raise ValueError("Argo Workflows SSO needs management.argocd.sso and llmops:ssoClientSecret")
+            prerequisites.append(
+                k8s.core.v1.Secret(
+                    f"{name}-sso",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name=SSO_SECRET, namespace=argo_ns.metadata.name, labels=_LABELS
+                    ),
+                    type="Opaque",
+                    string_data={"client-id": sso.client_id, "client-secret": sso_client_secret},
+                    opts=child,
+                )
+            )
+        if archive is not None:
+            prerequisites.append(
+                k8s.core.v1.Secret(
+                    f"{name}-archive-db",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name=ARCHIVE_DB_SECRET, namespace=argo_ns.metadata.name, labels=_LABELS
+                    ),
+                    type="Opaque",
+                    string_data={"username": archive.username, "password": archive.password},
+                    opts=child,
+                )
+            )
+
+        self.workflows_release = release(
+            RELEASE,
+            ChartRef(chart="argo-workflows", version=chart_version, repository=REPOSITORY),
+            argo_ns.metadata.name,
+            argo_workflows_values(config, pipelines, artifacts, sso, archive, prometheus_crds),
+            parent=self,
+            provider=provider,
+            depends_on=prerequisites,
+        )
+        after_release = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.workflows_release])
+
+        self.gpu_semaphore = k8s.core.v1.ConfigMap(
+            f"{name}-gpu-semaphore",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=GPU_SEMAPHORE_CONFIGMAP, namespace=pipelines_ns.metadata.name, labels=_LABELS
+            ),
+            data={GPU_SEMAPHORE_KEY: str(config.gpu_job_limit)},
+            opts=after_release,
+        )
+
+        for account in accounts:
+            self._sso_account(name, account, argo_ns, pipelines_ns, after_release)
+
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "pipelinesNamespace": self.pipelines_namespace,
+                "runnerServiceAccount": self.runner_service_account,
+                "url": self.url,
+            }
+        )
+
+    def _sso_account(
+        self,
+        name: str,
+        account: SsoAccount,
+        argo_ns: k8s.core.v1.Namespace,
+        pipelines_ns: k8s.core.v1.Namespace,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        """A ServiceAccount in `argo` that argo-server maps matching SSO users to, its token Secret,
+        and its role (a chart ClusterRole) in the pipelines namespace only."""
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-{account.name}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=account.name,
+                namespace=argo_ns.metadata.name,
+                labels=_LABELS,
+                annotations={
+                    "workflows.argoproj.io/rbac-rule": account.rule,
+                    "workflows.argoproj.io/rbac-rule-precedence": str(account.precedence),
+                },
+            ),
+            opts=opts,
+        )
+        k8s.core.v1.Secret(
+            f"{name}-{account.name}-token",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=token_secret_name(account.name),
+                namespace=argo_ns.metadata.name,
+                labels=_LABELS,
+                annotations={"kubernetes.io/service-account.name": account.name},
+            ),
+            type="kubernetes.io/service-account-token",
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[service_account])),
+        )
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-{account.name}-binding",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=account.name, namespace=pipelines_ns.metadata.name, labels=_LABELS
+            ),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=account.cluster_role
+            ),
+            subjects=[
+                k8s.rbac.v1.SubjectArgs(
+                    kind="ServiceAccount", name=service_account.metadata.name, namespace=argo_ns.metadata.name
+                )
+            ],
+            opts=opts,
+        )

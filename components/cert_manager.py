@@ -1,0 +1,74 @@
+"""cert-manager on the GPU cluster: issues the gateway's certificate from ACME, answering HTTP-01 challenges
+with HTTPRoutes on the gateway itself (Gateway API support, https://cert-manager.io/docs/usage/gateway/).
+
+There are no chart facts for cert-manager in facts/charts. The values keys set here, checked against the
+chart's values.yaml at tag v1.19.1 (https://github.com/cert-manager/cert-manager/blob/v1.19.1/deploy/charts/
+cert-manager/values.yaml, rendered at https://artifacthub.io/packages/helm/cert-manager/cert-manager):
+- `crds.enabled`: the chart installs (and, with the default `crds.keep`, never deletes) its CRDs;
+- `config`: the controller's ControllerConfiguration (`apiVersion`, `kind`, `enableGatewayAPI`), the documented
+  way to turn on Gateway API support since cert-manager 1.15.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.helm import ChartRef, release
+from components.kube import namespace
+
+CERT_MANAGER_CHART = "cert-manager"
+CERT_MANAGER_REPOSITORY = "https://charts.jetstack.io"
+CERT_MANAGER_NAMESPACE = "cert-manager"
+
+
+def cert_manager_values() -> dict[str, Any]:
+    return {
+        "crds": {"enabled": True},
+        "config": {
+            "apiVersion": "controller.config.cert-manager.io/v1alpha1",
+            "kind": "ControllerConfiguration",
+            # Without it the `gatewayHTTPRoute` solver is ignored and HTTP-01 challenges never resolve.
+            "enableGatewayAPI": True,
+        },
+    }
+
+
+class CertManager(pulumi.ComponentResource):
+    """The cert-manager release in its own namespace. Issuers and Certificates depend on `release` (CRDs)."""
+
+    release: k8s.helm.v3.Release
+
+    def __init__(
+        self,
+        name: str,
+        chart_version: str,
+        *,
+        provider: k8s.Provider,
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """`depends_on`: what installs the Gateway API CRDs, which cert-manager looks for when it starts."""
+        super().__init__("llmops:gateway:CertManager", name, None, opts)
+        # `restricted`: the controller, webhook and cainjector run non-root with RuntimeDefault seccomp and every
+        # capability dropped (so do the ACME solver pods, which run in the Certificate's namespace).
+        ns = namespace(
+            CERT_MANAGER_NAMESPACE,
+            pod_security="restricted",
+            parent=self,
+            provider=provider,
+            resource_name=f"{name}-ns",
+        )
+        self.release = release(
+            "cert-manager",
+            ChartRef(CERT_MANAGER_CHART, chart_version, CERT_MANAGER_REPOSITORY),
+            ns.metadata.name,
+            cert_manager_values(),
+            parent=self,
+            provider=provider,
+            depends_on=[ns, *depends_on],
+        )
+        self.register_outputs({"namespace": CERT_MANAGER_NAMESPACE})

@@ -1,0 +1,96 @@
+"""The NVIDIA GPU Operator: driver, container toolkit, device plugin, DCGM exporter and MIG manager on GPU nodes.
+
+Its images (nvcr.io/nvidia/…) and its Helm repository are public, so unlike NeMo and NIM it needs no NGC
+credentials: no `ngc-api` or `nvcrimagepullsecret` Secret is created in its namespace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.config import GpuOperatorConfig
+from components.helm import ChartRef, release
+from components.kube import namespace
+
+GPU_OPERATOR_CHART = "gpu-operator"
+GPU_OPERATOR_REPOSITORY = "https://helm.ngc.nvidia.com/nvidia"
+GPU_OPERATOR_NAMESPACE = "gpu-operator"
+GPU_OPERATOR_RELEASE = "gpu-operator"
+
+# The chart's own default for the NFD workers; Helm replaces lists, so setting tolerations must repeat it.
+_CONTROL_PLANE_TOLERATION = {
+    "key": "node-role.kubernetes.io/control-plane",
+    "operator": "Equal",
+    "value": "",
+    "effect": "NoSchedule",
+}
+
+
+def gpu_operator_values(
+    config: GpuOperatorConfig,
+    *,
+    install_driver: bool,
+    gpu_node_tolerations: Sequence[Mapping[str, str]],
+    prometheus_crds: bool,
+) -> dict[str, Any]:
+    """Values for the gpu-operator chart.
+
+    `gpu_node_tolerations` must cover every taint a GPU node carries (the GPU taint, and the spot taint on
+    spot pools): the operands and the NFD worker that labels GPU nodes must reach every GPU node, while
+    they tolerate, never request, `nvidia.com/gpu`.
+    """
+    tolerations = [dict(t) for t in gpu_node_tolerations]
+    driver: dict[str, Any] = {"enabled": install_driver}
+    if install_driver and config.driver_version is not None:
+        driver["version"] = config.driver_version
+    return {
+        "daemonsets": {"tolerations": tolerations},
+        "node-feature-discovery": {"worker": {"tolerations": [_CONTROL_PLANE_TOLERATION, *tolerations]}},
+        "driver": driver,
+        "toolkit": {"enabled": True},
+        "mig": {"strategy": config.mig_strategy},
+        "dcgmExporter": {
+            "enabled": config.dcgm_exporter,
+            # The chart enables the ServiceMonitor by default; without the Prometheus Operator CRDs the
+            # release would fail, so it is set explicitly either way.
+            "serviceMonitor": {"enabled": config.dcgm_exporter and prometheus_crds},
+        },
+    }
+
+
+class GpuOperator(pulumi.ComponentResource):
+    """The `gpu-operator` namespace (privileged: its pods load kernel modules) and the pinned Helm release."""
+
+    release: k8s.helm.v3.Release
+
+    def __init__(
+        self,
+        name: str,
+        chart_version: str,
+        values: Mapping[str, Any],
+        provider: k8s.Provider,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("llmops:gpu:GpuOperator", name, None, opts)
+        operator_namespace = namespace(
+            GPU_OPERATOR_NAMESPACE,
+            pod_security="privileged",
+            parent=self,
+            provider=provider,
+            resource_name=f"{name}-namespace",
+        )
+        self.release = release(
+            GPU_OPERATOR_RELEASE,
+            ChartRef(GPU_OPERATOR_CHART, chart_version, GPU_OPERATOR_REPOSITORY),
+            operator_namespace.metadata.name,
+            values,
+            parent=self,
+            provider=provider,
+            # The driver container compiles the kernel module on first start; atomic waits for the operator.
+            timeout_seconds=1200,
+        )
+        self.register_outputs({"namespace": GPU_OPERATOR_NAMESPACE, "release": self.release.name})

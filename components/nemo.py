@@ -1,0 +1,210 @@
+"""NeMo microservices 25.x on the GPU cluster: Customizer, Evaluator, Data Store, Entity Store, Guardrails,
+deployment management and the NIM proxy, from NVIDIA's umbrella chart.
+
+Values follow NVIDIA's documented usage of chart 25.8.0 (install guide and the data-flywheel blueprint that pins
+it). In-cluster service names and ports are the chart's, for a release named `nemo` (the blueprint's defaults:
+`nemo-entity-store:8000`, `nemo-evaluator:7331`, ...), so the release name is fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.config import NemoConfig
+from components.gpu import GpuCluster
+from components.helm import ChartRef, release
+from components.kube import namespace
+from components.ngc import NGC_API_SECRET, NGC_PULL_SECRET
+
+NEMO_CHART = "nemo-microservices-helm-chart"
+NEMO_REPOSITORY = "https://helm.ngc.nvidia.com/nvidia/nemo-microservices"
+NEMO_RELEASE = "nemo"
+
+# Service -> port of its ClusterIP Service `nemo-<service>`.
+SERVICE_PORTS: dict[str, int] = {
+    "customizer": 8000,
+    "evaluator": 7331,
+    "data-store": 3000,
+    "entity-store": 8000,
+    "guardrails": 7331,
+    "deployment-management": 8000,
+    "nim-proxy": 8000,
+}
+
+# Services whose chart runs its own PostgreSQL unless told to use an external one.
+DATABASE_SERVICES = ("customizer", "evaluator", "data-store", "entity-store", "guardrails")
+
+# Bitnami removed its public images (docker.io/bitnami) in September 2025; the same tags live on, unmaintained,
+# under bitnamilegacy/. The chart's PostgreSQL subcharts still point at bitnami/, so every image is redirected.
+BITNAMI_LEGACY_POSTGRESQL: dict[str, Any] = {
+    "image": {"repository": "bitnamilegacy/postgresql"},
+    "volumePermissions": {"image": {"repository": "bitnamilegacy/os-shell"}},
+    "metrics": {"image": {"repository": "bitnamilegacy/postgres-exporter"}},
+}
+BITNAMI_LEGACY_POSTGRESQL_HA: dict[str, Any] = {
+    "postgresql": {"image": {"repository": "bitnamilegacy/postgresql"}},
+    "volumePermissions": {"image": {"repository": "bitnamilegacy/os-shell"}},
+    "metrics": {"image": {"repository": "bitnamilegacy/postgres-exporter"}},
+}
+
+
+def service_url(service: str, nemo_namespace: str) -> str:
+    """The in-cluster URL of one NeMo service, reachable from any namespace of the GPU cluster."""
+    return f"http://{NEMO_RELEASE}-{service}.{nemo_namespace}.svc.cluster.local:{SERVICE_PORTS[service]}"
+
+
+def _database(service: str, config: NemoConfig) -> dict[str, Any]:
+    if config.external_postgres_host is None:
+        return {"postgresql": BITNAMI_LEGACY_POSTGRESQL}
+    return {
+        "postgresql": {"enabled": False},
+        "externalDatabase": {
+            "host": config.external_postgres_host,
+            "port": 5432,
+            "existingSecret": f"{service}-postgres",
+            "existingSecretPasswordKey": "password",
+        },
+    }
+
+
+def nemo_values(
+    config: NemoConfig,
+    *,
+    guardrails_nim_endpoint: str,
+    shared_storage_class: str,
+    model_cache_storage_class: str,
+    training_tolerations: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Values for the NeMo umbrella chart. `guardrails_nim_endpoint` is the OpenAI-compatible base URL
+    (ending in /v1) of the NIM that Guardrails fronts."""
+    guardrails: dict[str, Any] = {"enabled": config.guardrails}
+    if config.guardrails:
+        guardrails |= {"env": {"NIM_ENDPOINT_URL": guardrails_nim_endpoint}, **_database("guardrails", config)}
+    return {
+        # The NGC key stays in the Secrets NgcCredentials creates; the chart only learns their names.
+        "existingSecret": NGC_API_SECRET,
+        "existingImagePullSecret": NGC_PULL_SECRET,
+        # Bitnami charts refuse images outside bitnami/ unless told the substitution is deliberate.
+        "global": {"security": {"allowInsecureImages": True}},
+        # Traffic from outside the cluster enters through the platform gateway, not the chart's Ingress.
+        "ingress": {"enabled": False},
+        "customizer": {
+            "enabled": True,
+            "customizationTargets": {
+                "overrideExistingTargets": True,
+                "targets": {target: {"enabled": True} for target in config.customization_targets},
+            },
+            # Training and model storage are shared by the training pods of a multi-GPU job: ReadWriteMany.
+            "customizerConfig": {
+                "training": {
+                    "pvc": {
+                        "size": config.training_workspace_size,
+                        "storageClass": shared_storage_class,
+                        "volumeAccessMode": "ReadWriteMany",
+                    },
+                    # Fine-tuning pods may run on spot GPU pools: a preempted job is resubmitted by its pipeline.
+                    "tolerations": training_tolerations,
+                }
+            },
+            "modelsStorage": {
+                "enabled": True,
+                "size": config.models_storage_size,
+                "storageClassName": shared_storage_class,
+                "accessModes": ["ReadWriteMany"],
+            },
+            **_database("customizer", config),
+        },
+        # Milvus backs the retriever and RAG evaluation flows.
+        "evaluator": {"milvus": {"enabled": True}, **_database("evaluator", config)},
+        "data-store": {
+            "enabled": True,
+            "persistence": {"size": config.data_store_size},
+            "postgresql-ha": BITNAMI_LEGACY_POSTGRESQL_HA,
+            **_database("data-store", config),
+        },
+        "entity-store": _database("entity-store", config),
+        "guardrails": guardrails,
+        "auditor": {"postgresql": BITNAMI_LEGACY_POSTGRESQL},
+        # NIMs that deployment management starts keep their model cache where our own NIMs do.
+        "deployment-management": {"deployments": {"defaultStorageClass": model_cache_storage_class}},
+    }
+
+
+class NemoMicroservices(pulumi.ComponentResource):
+    """The NeMo namespace, its NGC credentials and the NeMo release. Exposes in-cluster service URLs."""
+
+    namespace_name: str
+    adapter_namespace: str
+    service_urls: dict[str, str]
+    entity_store_url: str
+    training_tolerations: list[dict[str, Any]]
+    release: k8s.helm.v3.Release
+
+    def __init__(
+        self,
+        name: str,
+        config: NemoConfig,
+        *,
+        chart_version: str,
+        guardrails_nim_endpoint: str,
+        gpu: GpuCluster,
+        ngc_api_key: pulumi.Output[str],
+        protect: bool,
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """`depends_on`: the Volcano release, whose CRDs and webhook the NeMo operator needs at start."""
+        super().__init__("llmops:nemo:NemoMicroservices", name, None, opts)
+        self.namespace_name = config.namespace
+        self.adapter_namespace = config.adapter_namespace
+        self.service_urls = {
+            service: service_url(service, config.namespace)
+            for service in SERVICE_PORTS
+            if service != "guardrails" or config.guardrails
+        }
+        self.entity_store_url = self.service_urls["entity-store"]
+        self.training_tolerations = gpu.training_tolerations
+
+        # `baseline`: the umbrella chart bundles third-party subcharts (Bitnami PostgreSQL, Milvus, an
+        # OpenTelemetry collector) that do not all meet `restricted`; none of them needs host access.
+        ns = namespace(
+            config.namespace,
+            pod_security="baseline",
+            parent=self,
+            provider=gpu.provider,
+            resource_name=f"{name}-ns",
+        )
+        credentials = gpu.ngc_credentials(config.namespace, ns, parent=self)
+        self.release = release(
+            NEMO_RELEASE,
+            ChartRef(NEMO_CHART, chart_version, NEMO_REPOSITORY),
+            ns.metadata.name,
+            nemo_values(
+                config,
+                guardrails_nim_endpoint=guardrails_nim_endpoint,
+                shared_storage_class=gpu.shared_storage_class,
+                model_cache_storage_class=gpu.model_cache_storage_class,
+                training_tolerations=self.training_tolerations,
+            ),
+            parent=self,
+            provider=gpu.provider,
+            # A cold install pulls a dozen images and runs database migrations before every service is ready.
+            timeout_seconds=3600,
+            depends_on=[credentials, *gpu.storage_ready, *depends_on],
+            repository_credentials=k8s.helm.v3.RepositoryOptsArgs(
+                repo=NEMO_REPOSITORY, username="$oauthtoken", password=pulumi.Output.secret(ngc_api_key)
+            ),
+            # The chart-managed databases hold every dataset, model and adapter record.
+            protect=protect,
+        )
+        self.register_outputs(
+            {
+                "namespace": self.namespace_name,
+                "adapterNamespace": self.adapter_namespace,
+                "serviceUrls": self.service_urls,
+            }
+        )

@@ -1,0 +1,220 @@
+"""Registers the LLM pipeline templates (pipelines/*.yaml) on the management cluster.
+
+The YAML in the repository is the single source of the templates; this component checks that the
+set hangs together, fills in what differs per environment (service URLs, MLflow, the step image,
+gate thresholds, deadlines) and applies them after Argo Workflows has installed its CRDs.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components.config import PipelinesConfig
+
+PIPELINES_DIR = Path(__file__).resolve().parent.parent / "pipelines"
+IMAGE_PLACEHOLDER = "llmops.local/pipeline-steps:placeholder"
+ARGO_API_VERSION = "argoproj.io/v1alpha1"
+_PARAMETER_REFERENCE = re.compile(r"\{\{\s*inputs\.parameters\.([A-Za-z0-9_-]+)\s*\}\}")
+
+
+class PipelineTemplateError(ValueError):
+    """The template set in pipelines/ is inconsistent; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class PipelineEnvironment:
+    """Per-environment values the program fills into the templates' empty arguments."""
+
+    service_urls: Mapping[str, pulumi.Input[str]]  # argument name -> URL, e.g. "customizer-url"
+    defaults: Mapping[str, str]  # argument name -> default for every workflow, e.g. "regression-tolerance"
+    workflow_defaults: Mapping[str, Mapping[str, str]]  # workflow name -> argument defaults for it alone
+
+
+@dataclass(frozen=True)
+class LoadedTemplate:
+    path: Path
+    body: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.body["kind"])
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+
+def load_templates(directory: Path = PIPELINES_DIR) -> tuple[list[LoadedTemplate], list[LoadedTemplate]]:
+    """ClusterWorkflowTemplates from components/ and WorkflowTemplates from workflows/, checked as a set."""
+    components = [_load(p, "ClusterWorkflowTemplate") for p in sorted((directory / "components").glob("*.yaml"))]
+    workflows = [_load(p, "WorkflowTemplate") for p in sorted((directory / "workflows").glob("*.yaml"))]
+    check_references(components, workflows)
+    return components, workflows
+
+
+def _load(path: Path, kind: str) -> LoadedTemplate:
+    body = yaml.safe_load(path.read_text())
+    if not isinstance(body, dict) or body.get("kind") != kind or body.get("apiVersion") != ARGO_API_VERSION:
+        raise PipelineTemplateError(f"{path.name}: expected an {ARGO_API_VERSION} {kind}")
+    if not body.get("metadata", {}).get("name"):
+        raise PipelineTemplateError(f"{path.name}: metadata.name is missing")
+    return LoadedTemplate(path, body)
+
+
+def _declared_inputs(template: Mapping[str, Any]) -> dict[str, bool]:
+    """Input parameter name -> whether it has a default."""
+    parameters = (template.get("inputs") or {}).get("parameters") or []
+    return {p["name"]: "value" in p or "default" in p for p in parameters}
+
+
+def check_references(components: Sequence[LoadedTemplate], workflows: Sequence[LoadedTemplate]) -> None:
+    """Every entrypoint, template and templateRef resolves; every argument a step passes is declared by the
+    template it calls; every input without a default is passed; `{{inputs.parameters.x}}` names an input."""
+    cluster_templates = {(c.name, t["name"]): t for c in components for t in c.body["spec"].get("templates", [])}
+    for loaded in [*components, *workflows]:
+        spec = loaded.body["spec"]
+        local = {t["name"]: t for t in spec.get("templates", [])}
+        where = loaded.path.name
+        for field in ("entrypoint", "onExit"):
+            if field in spec and spec[field] not in local:
+                raise PipelineTemplateError(f"{where}: {field} {spec[field]!r} is not a template here")
+        for template in local.values():
+            declared = _declared_inputs(template)
+            for used in _PARAMETER_REFERENCE.findall(yaml.safe_dump(template)):
+                if used not in declared:
+                    raise PipelineTemplateError(
+                        f"{where}: template {template['name']!r} uses undeclared input {used!r}"
+                    )
+            tasks = (template.get("dag") or {}).get("tasks") or [
+                step for group in template.get("steps") or [] for step in group
+            ]
+            for task in tasks:
+                _check_call(where, task, local, cluster_templates)
+
+
+def _check_call(
+    where: str,
+    task: Mapping[str, Any],
+    local: Mapping[str, Mapping[str, Any]],
+    cluster_templates: Mapping[tuple[str, str], Mapping[str, Any]],
+) -> None:
+    label = f"{where}: task {task.get('name')!r}"
+    if "templateRef" in task:
+        ref = task["templateRef"]
+        if not ref.get("clusterScope"):
+            raise PipelineTemplateError(
+                f"{label}: templateRef must set clusterScope: true (components are cluster-wide)"
+            )
+        target = cluster_templates.get((ref["name"], ref["template"]))
+        if target is None:
+            raise PipelineTemplateError(f"{label}: no ClusterWorkflowTemplate {ref['name']}/{ref['template']}")
+    else:
+        target = local.get(task.get("template", ""))
+        if target is None:
+            raise PipelineTemplateError(f"{label}: template {task.get('template')!r} does not exist")
+    declared = _declared_inputs(target)
+    passed = {p["name"] for p in (task.get("arguments") or {}).get("parameters") or []}
+    if unknown := sorted(passed - set(declared)):
+        raise PipelineTemplateError(f"{label}: passes undeclared parameter(s) {', '.join(unknown)}")
+    if missing := sorted(name for name, has_default in declared.items() if not has_default and name not in passed):
+        raise PipelineTemplateError(f"{label}: does not pass required parameter(s) {', '.join(missing)}")
+
+
+def _with_image(body: dict[str, Any], image: str) -> dict[str, Any]:
+    text = yaml.safe_dump(body, sort_keys=False)
+    return yaml.safe_load(text.replace(IMAGE_PLACEHOLDER, image))
+
+
+def _submit_command(kind: str, name: str, namespace: str, parameters: Mapping[str, Any], entrypoint: str) -> str:
+    source = f"workflowtemplate/{name}" if kind == "WorkflowTemplate" else f"clusterworkflowtemplate/{name}"
+    flags = [f"argo submit -n {namespace} --from {source}"]
+    if kind == "ClusterWorkflowTemplate":
+        flags.append(f"--entrypoint {entrypoint}")
+    flags += [f"-p {key}=<{key}>" for key, default in parameters.items() if default is None]
+    return " ".join(flags)
+
+
+class PipelineTemplates(pulumi.ComponentResource):
+    """One ClusterWorkflowTemplate per step and one WorkflowTemplate per pipeline, registered in the
+    pipelines namespace after the Argo Workflows release; `self.catalog` describes them for stack outputs."""
+
+    def __init__(
+        self,
+        name: str,
+        config: PipelinesConfig,
+        namespace: str,
+        environment: PipelineEnvironment,
+        provider: k8s.Provider,
+        workflows_release: pulumi.Resource,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("llmops:pipelines:PipelineTemplates", name, None, opts)
+        components, workflows = load_templates()
+        # The CRDs come with the Argo Workflows release (installed by its hook), so every template waits for it.
+        child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[workflows_release])
+        self.catalog: list[dict[str, Any]] = []
+
+        registered: list[pulumi.Resource] = []
+        for component in components:
+            body = _with_image(component.body, config.image)
+            registered.append(self._register(name, body, None, child))
+            template = body["spec"]["templates"][0]
+            inputs = (template.get("inputs") or {}).get("parameters") or []
+            step_parameters = {p["name"]: p.get("value") for p in inputs}
+            self.catalog.append(self._entry(body, namespace, step_parameters, template["name"]))
+
+        after_components = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=registered))
+        for workflow in workflows:
+            body = _with_image(workflow.body, config.image)
+            spec = body["spec"]
+            spec["activeDeadlineSeconds"] = config.active_deadline_seconds
+            defaults = {**environment.defaults, **environment.workflow_defaults.get(workflow.name, {})}
+            parameters: dict[str, Any] = {}
+            for argument in spec["arguments"]["parameters"]:
+                key = argument["name"]
+                if key in environment.service_urls:
+                    argument["value"] = environment.service_urls[key]
+                elif key in defaults:
+                    argument["value"] = defaults[key]
+                parameters[key] = argument.get("value")
+            self._register(name, body, namespace, after_components)
+            self.catalog.append(self._entry(body, namespace, parameters, spec["entrypoint"]))
+
+        self.register_outputs({"templates": self.catalog})
+
+    def _register(
+        self, name: str, body: dict[str, Any], namespace: str | None, opts: pulumi.ResourceOptions
+    ) -> k8s.apiextensions.CustomResource:
+        metadata = copy.deepcopy(body["metadata"])
+        if namespace is not None:
+            metadata["namespace"] = namespace
+        return k8s.apiextensions.CustomResource(
+            f"{name}-{body['metadata']['name']}",
+            api_version=ARGO_API_VERSION,
+            kind=body["kind"],
+            metadata=metadata,
+            spec=body["spec"],
+            opts=opts,
+        )
+
+    @staticmethod
+    def _entry(
+        body: Mapping[str, Any], namespace: str, parameters: Mapping[str, Any], entrypoint: str
+    ) -> dict[str, Any]:
+        kind, name = body["kind"], body["metadata"]["name"]
+        return {
+            "name": name,
+            "kind": kind,
+            "namespace": namespace if kind == "WorkflowTemplate" else None,
+            "parameters": dict(parameters),
+            "submit": _submit_command(kind, name, namespace, parameters, entrypoint),
+        }

@@ -1,0 +1,77 @@
+"""Volcano, the batch scheduler NeMo Customizer runs its fine-tuning jobs on (gang scheduling of training pods).
+
+Version: the NeMo 25.8 chart declares Volcano 1.9.0 as its (disabled) dependency and NVIDIA's install guide
+applies v1.9.0 by hand. Volcano's own compatibility matrix ends 1.9 at Kubernetes 1.29 and its maintainers do
+not backport newer Kubernetes dependencies, while our GPU clusters run 1.32 (DGX Cloud) and 1.33 (AKS). So we
+pin 1.15.1, the release whose matrix covers both, and rely on what the Customizer and the NeMo operator use
+being unchanged since 1.9: `batch.volcano.sh/v1alpha1` Job and `scheduling.volcano.sh/v1beta1` PodGroup and
+Queue (the `default` queue is still created by the scheduler). 1.15 also no longer enables the pod-mutating
+webhook by default, the one that blocks pod creation cluster-wide while its certificate is not ready.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.helm import ChartRef, release
+from components.kube import namespace
+
+VOLCANO_REPOSITORY = "https://volcano-sh.github.io/helm-charts"
+VOLCANO_NAMESPACE = "volcano-system"
+# The NeMo operator and Customizer submit jobs to this queue, which the Volcano scheduler creates.
+VOLCANO_QUEUE = "default"
+
+
+def volcano_values(job_namespaces: list[str]) -> dict[str, Any]:
+    return {
+        # Images are pinned by the chart's tag; pulling them again on every restart only adds a registry dependency.
+        "basic": {"image_pull_policy": "IfNotPresent"},
+        "custom": {
+            # The admission webhooks fail closed; limit them to the namespaces where Volcano jobs are created so a
+            # webhook outage cannot block workloads elsewhere (cluster-scoped Queues are still validated).
+            "webhooks_namespace_selector_expressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(job_namespaces)}
+            ],
+            # Volcano's bundled Prometheus, Grafana and kube-state-metrics stay off: monitoring is not its job here.
+            "metrics_enable": False,
+        },
+    }
+
+
+class Volcano(pulumi.ComponentResource):
+    """The Volcano release in its own namespace. Install it before NeMo: the NeMo operator fails to start
+    without the PodGroup CRD, and NVIDIA asks for the admission webhook to be ready first."""
+
+    release: k8s.helm.v3.Release
+    queue: str = VOLCANO_QUEUE
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        job_namespaces: list[str],
+        provider: k8s.Provider,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("llmops:volcano:Volcano", name, None, opts)
+        # `baseline`, not `privileged`: with colocation off the chart deploys no node agent, and the scheduler,
+        # controllers and webhook only add DAC_OVERRIDE, which baseline allows (restricted does not).
+        self.namespace = namespace(
+            VOLCANO_NAMESPACE,
+            pod_security="baseline",
+            parent=self,
+            provider=provider,
+            resource_name=f"{name}-ns",
+        )
+        self.release = release(
+            "volcano",
+            ChartRef("volcano", version, VOLCANO_REPOSITORY),
+            self.namespace.metadata.name,
+            volcano_values(job_namespaces),
+            parent=self,
+            provider=provider,
+        )
+        self.register_outputs({"namespace": VOLCANO_NAMESPACE, "queue": self.queue})

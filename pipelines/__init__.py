@@ -1,0 +1,1 @@
+"""LLM pipeline templates (Argo YAML) and the Python code their steps run."""

@@ -1,0 +1,14 @@
+"""Pipeline steps: one module per step, each a function plus a thin CLI (`python -m pipelines.steps`)."""
+
+# Step name on the command line -> module; modules load lazily so a step imports only what it uses.
+STEPS = {
+    "prepare-dataset": "prepare_dataset",
+    "upload-dataset": "upload_dataset",
+    "customize": "customize",
+    "evaluate-benchmarks": "evaluate_benchmarks",
+    "evaluate-business": "evaluate_business",
+    "judge": "judge",
+    "gate": "gate",
+    "deploy-adapter": "deploy_adapter",
+    "log-to-mlflow": "log_to_mlflow",
+}

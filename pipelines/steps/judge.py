@@ -1,0 +1,122 @@
+"""LLM-as-a-judge: rate a model's answers against human references for correctness, relevance, fluency.
+
+The model under test answers each test question through NIM; a judge model (any OpenAI-compatible
+endpoint) rates each answer 1-5 per criterion. Replies are parsed leniently: a JSON object
+(possibly fenced or wrapped in prose), else "criterion: score" text. Unparseable replies are
+counted, not guessed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+from pipelines.steps._chat import Example, client_for, complete, load_examples
+from pipelines.steps._common import StepError, add_output_dir, add_service_url, parser_for, write_outputs
+
+log = logging.getLogger(__name__)
+
+CRITERIA = ("correctness", "relevance", "fluency")
+
+JUDGE_SYSTEM_PROMPT = (
+    "You are a strict evaluator of customer care answers. Compare the candidate answer with the "
+    "reference answer written by a human expert and rate it from 1 (worst) to 5 (best) on:\n"
+    "- correctness: the facts and decisions agree with the reference;\n"
+    "- relevance: it answers the question that was asked, without digressions;\n"
+    "- fluency: it is clear, grammatical and well formed.\n"
+    'Reply with only a JSON object: {"correctness": <1-5>, "relevance": <1-5>, "fluency": <1-5>}.'
+)
+
+_OBJECT = re.compile(r"\{[^{}]*\}")
+_SCORE = {name: re.compile(rf"{name}\W{{0,10}}([1-5](?:\.\d+)?)", re.IGNORECASE) for name in CRITERIA}
+
+
+def judge_messages(example: Example, answer: str) -> list[dict[str, str]]:
+    prompt = f"QUESTION:\n{example.question}\n\nREFERENCE ANSWER:\n{example.reference}\n\nCANDIDATE ANSWER:\n{answer}"
+    return [{"role": "system", "content": JUDGE_SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
+
+
+def _in_range(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 1 <= number <= 5 else None
+
+
+def parse_verdict(reply: str) -> dict[str, float] | None:
+    """Scores for every criterion, or None when the reply does not give all three in range."""
+    for candidate in _OBJECT.findall(reply):
+        try:
+            data = json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+        lowered = {str(key).lower(): value for key, value in data.items()}
+        scores = {name: _in_range(lowered.get(name)) for name in CRITERIA}
+        if all(value is not None for value in scores.values()):
+            return {name: float(value) for name, value in scores.items() if value is not None}
+    matches = {name: pattern.search(reply) for name, pattern in _SCORE.items()}
+    if all(matches.values()):
+        return {name: float(match.group(1)) for name, match in matches.items() if match}
+    return None
+
+
+def aggregate(verdicts: Sequence[dict[str, float] | None]) -> dict[str, float | int]:
+    parsed = [verdict for verdict in verdicts if verdict is not None]
+    if not parsed:
+        raise StepError(f"the judge gave no usable verdict in {len(verdicts)} replies")
+    summary: dict[str, float | int] = {name: fmean(v[name] for v in parsed) for name in CRITERIA}
+    summary["judged"] = len(parsed)
+    summary["parse_failures"] = len(verdicts) - len(parsed)
+    return summary
+
+
+def run(
+    examples: Sequence[Example],
+    *,
+    nim_url: str,
+    model: str,
+    judge_url: str,
+    judge_model: str,
+    max_tokens: int,
+) -> dict[str, float | int]:
+    verdicts = []
+    with client_for(nim_url) as nim, client_for(judge_url, api_key_env="JUDGE_API_KEY") as judge:
+        for example in examples:
+            answer = complete(nim, model, example.messages, max_tokens=max_tokens)
+            reply = complete(judge, judge_model, judge_messages(example, answer), max_tokens=256)
+            verdict = parse_verdict(reply)
+            if verdict is None:
+                log.warning("unparseable judge reply: %.200s", reply)
+            verdicts.append(verdict)
+    return aggregate(verdicts)
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = parser_for("judge", "Rate answers against human references with an LLM judge.")
+    parser.add_argument("--model", required=True, help="model id as NIM serves it (base model or adapter)")
+    parser.add_argument("--judge-model", required=True)
+    parser.add_argument("--test-file", type=Path, required=True, help="chat-schema JSONL, e.g. testing.jsonl")
+    parser.add_argument("--limit", type=int, default=0, help="judge only the first N examples (0: all)")
+    parser.add_argument("--max-tokens", type=int, default=512)
+    add_service_url(parser, "--nim-url", "NIM_URL", "NIM serving the model under test")
+    add_service_url(parser, "--judge-url", "JUDGE_URL", "OpenAI-compatible judge endpoint (key: $JUDGE_API_KEY)")
+    add_output_dir(parser)
+    args = parser.parse_args(argv)
+
+    scores = run(
+        load_examples(args.test_file, args.limit),
+        nim_url=args.nim_url,
+        model=args.model,
+        judge_url=args.judge_url,
+        judge_model=args.judge_model,
+        max_tokens=args.max_tokens,
+    )
+    log.info("judge scores for %s: %s", args.model, scores)
+    write_outputs(args.output_dir, {"scores": scores})
+    return 0

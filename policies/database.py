@@ -1,0 +1,129 @@
+"""Rules for Azure Database for PostgreSQL flexible servers (the MLflow backend store)."""
+
+from __future__ import annotations
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
+
+from policies.common import ENVIRONMENT_KNOBS, POSTGRES_SERVER, environment_of, get_path, knobs
+
+POSTGRES_CONFIGURATION = "azure-native:dbforpostgresql:Configuration"
+POSTGRES_FIREWALL_RULE = "azure-native:dbforpostgresql:FirewallRule"
+# Flexible server's own default when `backup.backupRetentionDays` is not set.
+AZURE_DEFAULT_RETENTION_DAYS = 7
+_WEAK_TLS = ("tlsv1", "tlsv1.0", "tlsv1.1")
+
+
+def _secure_transport(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != POSTGRES_CONFIGURATION:
+        args.not_applicable("not a PostgreSQL server parameter")
+    parameter = str(get_path(args.props, "configurationName", default="") or args.name).lower()
+    value = str(get_path(args.props, "value", default="") or "").strip().lower()
+    if parameter == "require_secure_transport" and value in ("off", "false", "0"):
+        report_violation(
+            f"Server parameter {args.name!r} turns require_secure_transport off; clients could connect "
+            "without TLS and send the MLflow database password in clear.",
+            None,
+        )
+    elif parameter == "ssl_min_protocol_version" and value in _WEAK_TLS:
+        report_violation(f"Server parameter {args.name!r} allows {value!r}; require TLSv1.2 or newer.", None)
+
+
+postgres_require_secure_transport = ResourceValidationPolicy(
+    name="postgres-require-secure-transport",
+    description="PostgreSQL servers keep require_secure_transport on and TLS 1.2 as the minimum.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_secure_transport,
+)
+
+_RETENTION_SCHEMA = PolicyConfigSchema(
+    properties={
+        "minRetentionDays": {
+            "type": "integer",
+            "default": 7,
+            "description": "Shortest point-in-time restore window allowed.",
+        }
+    }
+)
+
+
+def _backup_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != POSTGRES_SERVER:
+        args.not_applicable("not a PostgreSQL flexible server")
+    minimum = int(knobs(args, _RETENTION_SCHEMA)["minRetentionDays"])
+    days = int(get_path(args.props, "backup", "backupRetentionDays", default=AZURE_DEFAULT_RETENTION_DAYS))
+    if days < minimum:
+        report_violation(
+            f"PostgreSQL server {args.name!r} keeps backups for {days} day(s); at least {minimum} are required.",
+            None,
+        )
+
+
+postgres_backup_retention = ResourceValidationPolicy(
+    name="postgres-backup-retention",
+    description="PostgreSQL servers keep at least 7 days of backups.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_backup_retention,
+    config_schema=_RETENTION_SCHEMA,
+)
+
+_GEO_SCHEMA = PolicyConfigSchema(properties=dict(ENVIRONMENT_KNOBS))
+
+
+def _geo_redundant_in_prod(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != POSTGRES_SERVER:
+        args.not_applicable("not a PostgreSQL flexible server")
+    config = knobs(args, _GEO_SCHEMA)
+    environment = environment_of(config, args.stack_tags, get_path(args.props, "tags"))
+    if environment not in config["productionEnvironments"]:
+        args.not_applicable(f"environment {environment or 'unknown'!r} is not production")
+    if get_path(args.props, "backup", "geoRedundantBackup", default="Disabled") != "Enabled":
+        report_violation(
+            f"PostgreSQL server {args.name!r} in {environment} must set backup.geoRedundantBackup 'Enabled' "
+            "(fixed at creation); a regional outage would otherwise lose the experiment history.",
+            None,
+        )
+
+
+postgres_geo_redundant_backup_in_prod = ResourceValidationPolicy(
+    name="postgres-geo-redundant-backup-in-prod",
+    description="Production PostgreSQL servers keep geo-redundant backups.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_geo_redundant_in_prod,
+    config_schema=_GEO_SCHEMA,
+)
+
+
+def _no_open_firewall(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != POSTGRES_FIREWALL_RULE:
+        args.not_applicable("not a PostgreSQL firewall rule")
+    start = str(get_path(args.props, "startIpAddress", default=""))
+    end = str(get_path(args.props, "endIpAddress", default=""))
+    if start == "0.0.0.0" and end == "255.255.255.255":
+        report_violation(f"Firewall rule {args.name!r} opens the server to the whole internet.", None)
+    elif start == "0.0.0.0" and end == "0.0.0.0":
+        report_violation(
+            f"Firewall rule {args.name!r} admits every Azure service of every tenant; allow the cluster's "
+            "egress addresses or use VNet integration.",
+            None,
+        )
+
+
+postgres_no_open_firewall = ResourceValidationPolicy(
+    name="postgres-no-open-firewall",
+    description="PostgreSQL firewall rules open neither the internet nor all of Azure.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_no_open_firewall,
+)
+
+POLICIES = [
+    postgres_require_secure_transport,
+    postgres_backup_retention,
+    postgres_geo_redundant_backup_in_prod,
+    postgres_no_open_firewall,
+]

@@ -1,0 +1,376 @@
+"""Rules for GPU capacity: GPU node pools, who owns the NVIDIA driver, and how NIM is scheduled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from components.facts import is_gpu_vm_size
+from policies.common import (
+    AGENT_POOL,
+    ENVIRONMENT_KNOBS,
+    GPU_RESOURCE,
+    GPU_TAINT_KEY,
+    HELM_RELEASE,
+    MANAGED_CLUSTER,
+    MANAGEMENT_KNOBS,
+    chart_name,
+    environment_of,
+    get_path,
+    helm_releases,
+    helm_values,
+    is_kind,
+    is_management,
+    is_mapping,
+    items_of,
+    knobs,
+    merged,
+    resources_of,
+    strings_of,
+    truthy,
+)
+
+NIM_CHART = "nim-llm"
+GPU_OPERATOR_CHART = "gpu-operator"
+NIM_GROUP = "apps.nvidia.com"
+
+# The values of chart nim-llm 1.1.2 that the NIM rules read (a release's values merge over these).
+NIM_LLM_DEFAULTS: dict[str, Any] = {
+    "resources": {"limits": {GPU_RESOURCE: 1}},
+    "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+    "persistence": {
+        "enabled": False,
+        "existingClaim": "",
+        "stsPersistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+    },
+    "statefulSet": {"enabled": True},
+    "startupProbe": {"enabled": True, "initialDelaySeconds": 40, "periodSeconds": 10, "failureThreshold": 180},
+}
+# gpu-operator v26.7.0 installs the driver unless told otherwise.
+GPU_OPERATOR_DRIVER_DEFAULT = True
+
+
+def _is_gpu_pool(pool: Any) -> bool:
+    return is_gpu_vm_size(str(get_path(pool, "vmSize", default=""))) or get_path(pool, "gpuProfile") is not None
+
+
+def _gpu_pools(args: ResourceValidationArgs, config: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(label, pool properties) of each GPU pool the resource declares; not applicable when none."""
+    pools: list[tuple[str, Any]] = []
+    if args.resource_type == AGENT_POOL and _is_gpu_pool(args.props):
+        pools.append((args.name, args.props))
+    elif args.resource_type == MANAGED_CLUSTER and not is_management(args.name, config):
+        for profile in items_of(get_path(args.props, "agentPoolProfiles")):
+            if _is_gpu_pool(profile):
+                pools.append((f"{args.name}/{get_path(profile, 'name')}", profile))
+    if not pools:
+        args.not_applicable("no GPU node pool")
+    return pools
+
+
+def _taint_key_effect(taint: str) -> tuple[str, str]:
+    key_value, _, effect = taint.partition(":")
+    return key_value.split("=", 1)[0], effect
+
+
+_GPU_TAINT_SCHEMA = PolicyConfigSchema(properties=dict(MANAGEMENT_KNOBS))
+
+
+def _gpu_pools_tainted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    config = knobs(args, _GPU_TAINT_SCHEMA)
+    for label, pool in _gpu_pools(args, config):
+        taints = [_taint_key_effect(t) for t in strings_of(get_path(pool, "nodeTaints"))]
+        if not any(key == GPU_TAINT_KEY and effect in ("NoSchedule", "NoExecute") for key, effect in taints):
+            report_violation(
+                f"GPU pool {label!r} is not tainted `{GPU_TAINT_KEY}=…:NoSchedule`; CPU workloads would land "
+                "on GPU nodes (the GPU Operator and NIM tolerate exactly this taint).",
+                None,
+            )
+
+
+gpu_pools_tainted = ResourceValidationPolicy(
+    name="gpu-pools-tainted",
+    description=f"GPU node pools carry the `{GPU_TAINT_KEY}` NoSchedule taint.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_gpu_pools_tainted,
+    config_schema=_GPU_TAINT_SCHEMA,
+)
+
+_SCALE_FROM_ZERO_SCHEMA = PolicyConfigSchema(
+    properties={
+        **ENVIRONMENT_KNOBS,
+        **MANAGEMENT_KNOBS,
+        "maxIdleNodes": {
+            "type": "integer",
+            "default": 0,
+            "description": "Largest minimum node count a GPU pool may keep outside production.",
+        },
+    }
+)
+
+
+def _gpu_pools_scale_from_zero(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    config = knobs(args, _SCALE_FROM_ZERO_SCHEMA)
+    pools = _gpu_pools(args, config)
+    environment = environment_of(config, args.stack_tags, get_path(args.props, "tags"))
+    if environment in config["productionEnvironments"]:
+        args.not_applicable("production keeps warm GPU nodes")
+    limit = int(config["maxIdleNodes"])
+    for label, pool in pools:
+        if get_path(pool, "enableAutoScaling") is not True:
+            report_violation(
+                f"GPU pool {label!r} is not autoscaled; outside production GPU pools scale from zero.", None
+            )
+            continue
+        minimum = int(get_path(pool, "minCount", default=0))
+        if minimum > limit:
+            report_violation(
+                f"GPU pool {label!r} keeps {minimum} idle node(s) in {environment or 'a non-production stack'} "
+                f"(minCount {minimum} > {limit}); idle GPUs are billed by the hour.",
+                None,
+            )
+
+
+gpu_pools_scale_from_zero = ResourceValidationPolicy(
+    name="gpu-pools-scale-from-zero",
+    description="Outside production, GPU node pools autoscale from zero.",
+    enforcement_level=EnforcementLevel.ADVISORY,
+    validate=_gpu_pools_scale_from_zero,
+    config_schema=_SCALE_FROM_ZERO_SCHEMA,
+)
+
+
+def _operator_installs_driver(release: Any) -> bool:
+    enabled = get_path(helm_values(release.props), "driver", "enabled", default=GPU_OPERATOR_DRIVER_DEFAULT)
+    return truthy(enabled)
+
+
+def _gpu_driver_ownership(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    config = knobs(args, _GPU_TAINT_SCHEMA)
+    operators = helm_releases(args, GPU_OPERATOR_CHART)
+    pools: list[tuple[str, str, Any]] = []
+    for resource in resources_of(args, AGENT_POOL, MANAGED_CLUSTER):
+        if resource.resource_type == AGENT_POOL:
+            if _is_gpu_pool(resource.props):
+                pools.append((resource.name, resource.urn, resource.props))
+        elif not is_management(resource.name, config):
+            for profile in items_of(get_path(resource.props, "agentPoolProfiles")):
+                if _is_gpu_pool(profile):
+                    pools.append((f"{resource.name}/{get_path(profile, 'name')}", resource.urn, profile))
+    if not pools or not operators:
+        args.not_applicable("no GPU Operator release next to AKS GPU pools")
+    operator_driver = {release.name: _operator_installs_driver(release) for release in operators}
+    for label, urn, pool in pools:
+        aks_installs = str(get_path(pool, "gpuProfile", "driver", default="Install")) != "None"
+        for release, operator_installs in operator_driver.items():
+            if aks_installs and operator_installs:
+                report_violation(
+                    f"GPU pool {label!r} gets the NVIDIA driver from AKS (gpuProfile.driver is not 'None') and "
+                    f"GPU Operator release {release!r} installs it too (driver.enabled); the two fight over "
+                    "the kernel module. Create the pool with gpuProfile.driver 'None'.",
+                    urn,
+                )
+            elif not aks_installs and not operator_installs:
+                report_violation(
+                    f"GPU pool {label!r} skips the AKS driver (gpuProfile.driver 'None') but GPU Operator "
+                    f"release {release!r} sets driver.enabled false; its nodes would have no NVIDIA driver.",
+                    urn,
+                )
+
+
+gpu_driver_ownership = StackValidationPolicy(
+    name="gpu-driver-ownership",
+    description="Exactly one party installs the NVIDIA driver: AKS GPU pools use gpuProfile.driver 'None' "
+    "exactly when the GPU Operator's driver.enabled is true.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_gpu_driver_ownership,
+    config_schema=_GPU_TAINT_SCHEMA,
+)
+
+
+# ------------------------------------------------------------------------------------------------------
+# NIM: the nim-llm chart, or the NIM Operator's NIMService / NIMPipeline resources
+# ------------------------------------------------------------------------------------------------------
+
+
+def _nim_specs(args: ResourceValidationArgs) -> Iterator[tuple[str, str, Any]]:
+    """(label, shape, spec) of each NIM deployment the resource declares; shape is "chart" for nim-llm
+    values (defaults merged in) and "operator" for a NIMService spec."""
+    if args.resource_type == HELM_RELEASE and chart_name(args.props) == NIM_CHART:
+        yield args.name, "chart", merged(NIM_LLM_DEFAULTS, helm_values(args.props))
+    elif is_kind(args.resource_type, NIM_GROUP, "NIMService"):
+        yield args.name, "operator", get_path(args.props, "spec", default={})
+    elif is_kind(args.resource_type, NIM_GROUP, "NIMPipeline"):
+        for service in items_of(get_path(args.props, "spec", "services")):
+            if get_path(service, "enabled", default=True) is not False:
+                yield f"{args.name}/{get_path(service, 'name')}", "operator", get_path(service, "spec", default={})
+    else:
+        args.not_applicable("not a NIM deployment")
+
+
+def _gpu_count(value: Any) -> float:
+    try:
+        return float(str(value))
+    except ValueError:
+        return 0
+
+
+def _nim_requests_gpus(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    for label, _, spec in _nim_specs(args):
+        limits = get_path(spec, "resources", "limits", default={})
+        requests = get_path(spec, "resources", "requests", default={})
+        gpus = max(
+            _gpu_count(get_path(limits, GPU_RESOURCE, default=0)),
+            _gpu_count(get_path(requests, GPU_RESOURCE, default=0)),
+        )
+        if gpus < 1:
+            report_violation(
+                f"NIM {label!r} requests no GPU (resources.limits['{GPU_RESOURCE}']); it would be scheduled "
+                "on a node without one and fail to load the model.",
+                None,
+            )
+
+
+nim_requests_gpus = ResourceValidationPolicy(
+    name="nim-requests-gpus",
+    description=f"NIM deployments request at least one `{GPU_RESOURCE}`.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_nim_requests_gpus,
+)
+
+_TOLERATION_SCHEMA = PolicyConfigSchema(
+    properties={
+        "gpuTaintValue": {
+            "type": "string",
+            "default": "present",
+            "description": f"Value of the `{GPU_TAINT_KEY}` taint, for tolerations that use operator Equal.",
+        }
+    }
+)
+
+
+def tolerates_gpu_taint(toleration: Any, taint_value: str) -> bool:
+    key = str(get_path(toleration, "key", default="") or "")
+    operator = str(get_path(toleration, "operator", default="Equal") or "Equal")
+    effect = str(get_path(toleration, "effect", default="") or "")
+    if effect not in ("", "NoSchedule"):
+        return False
+    if key == "":
+        return operator == "Exists"
+    if key != GPU_TAINT_KEY:
+        return False
+    return operator == "Exists" or str(get_path(toleration, "value", default="") or "") == taint_value
+
+
+def _nim_tolerates_gpu_taint(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    taint_value = str(knobs(args, _TOLERATION_SCHEMA)["gpuTaintValue"])
+    for label, _, spec in _nim_specs(args):
+        tolerations = items_of(get_path(spec, "tolerations"))
+        if not any(tolerates_gpu_taint(t, taint_value) for t in tolerations):
+            report_violation(
+                f"NIM {label!r} does not tolerate the `{GPU_TAINT_KEY}` NoSchedule taint, so it can never "
+                "be scheduled on a GPU node.",
+                None,
+            )
+
+
+nim_tolerates_gpu_taint = ResourceValidationPolicy(
+    name="nim-tolerates-gpu-taint",
+    description=f"NIM deployments tolerate the `{GPU_TAINT_KEY}` taint of GPU nodes.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_nim_tolerates_gpu_taint,
+    config_schema=_TOLERATION_SCHEMA,
+)
+
+
+def _cache_persisted(shape: str, spec: Any) -> bool:
+    if shape == "chart":
+        return truthy(get_path(spec, "persistence", "enabled", default=False)) or truthy(
+            get_path(spec, "nfs", "enabled", default=False)
+        )
+    storage = get_path(spec, "storage", default={})
+    if get_path(storage, "nimCache", "name"):
+        return True
+    pvc = get_path(storage, "pvc", default={})
+    return is_mapping(pvc) and bool(get_path(pvc, "name") or truthy(get_path(pvc, "create", default=False)))
+
+
+def _nim_persists_model_cache(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    for label, shape, spec in _nim_specs(args):
+        if not _cache_persisted(shape, spec):
+            where = "persistence.enabled" if shape == "chart" else "spec.storage (nimCache or pvc)"
+            report_violation(
+                f"NIM {label!r} keeps its model cache on ephemeral storage ({where} not set); every restart "
+                "downloads the model again.",
+                None,
+            )
+
+
+nim_persists_model_cache = ResourceValidationPolicy(
+    name="nim-persists-model-cache",
+    description="NIM deployments keep the model cache on a persistent volume.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_nim_persists_model_cache,
+)
+
+_STARTUP_SCHEMA = PolicyConfigSchema(
+    properties={
+        "minStartupSeconds": {
+            "type": "integer",
+            "default": 1800,
+            "description": "Time the startup probe must allow for the first model download.",
+        }
+    }
+)
+
+
+def _nim_startup_allows_download(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != HELM_RELEASE or chart_name(args.props) != NIM_CHART:
+        args.not_applicable("not a nim-llm release")
+    minimum = int(knobs(args, _STARTUP_SCHEMA)["minStartupSeconds"])
+    probe = get_path(merged(NIM_LLM_DEFAULTS, helm_values(args.props)), "startupProbe", default={})
+    if not truthy(get_path(probe, "enabled", default=True)):
+        report_violation(
+            f"NIM {args.name!r} disables its startup probe; the liveness probe would restart the pod "
+            "in the middle of the model download.",
+            None,
+        )
+        return
+    allowed = int(get_path(probe, "initialDelaySeconds", default=0)) + int(
+        get_path(probe, "periodSeconds", default=10)
+    ) * int(get_path(probe, "failureThreshold", default=3))
+    if allowed < minimum:
+        report_violation(
+            f"NIM {args.name!r} allows only {allowed}s to start (startupProbe initialDelaySeconds + "
+            f"periodSeconds x failureThreshold) but a first model download can take {minimum}s.",
+            None,
+        )
+
+
+nim_startup_allows_model_download = ResourceValidationPolicy(
+    name="nim-startup-allows-model-download",
+    description="The NIM startup probe leaves time for the first model download.",
+    enforcement_level=EnforcementLevel.ADVISORY,
+    validate=_nim_startup_allows_download,
+    config_schema=_STARTUP_SCHEMA,
+)
+
+POLICIES = [
+    gpu_pools_tainted,
+    gpu_pools_scale_from_zero,
+    gpu_driver_ownership,
+    nim_requests_gpus,
+    nim_tolerates_gpu_taint,
+    nim_persists_model_cache,
+    nim_startup_allows_model_download,
+]

@@ -1,0 +1,257 @@
+"""Rules for the Kubernetes objects the program authors and the providers that carry them."""
+
+from __future__ import annotations
+
+import re
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
+
+from policies.common import (
+    HELM_RELEASE,
+    KUBERNETES_PROVIDER,
+    chart_name,
+    get_path,
+    helm_values,
+    image_tag_problem,
+    is_kind,
+    is_mapping,
+    items_of,
+    knobs,
+    kube_kind,
+    labels_of,
+    meta_name,
+    meta_namespace,
+    strings_of,
+    walk,
+)
+
+
+def _explicit_provider(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if not args.resource_type.startswith("kubernetes:"):
+        args.not_applicable("not a Kubernetes resource")
+    provider = args.provider
+    if provider is None or provider.name.startswith("default"):
+        report_violation(
+            f"Kubernetes resource {args.name!r} uses the default provider (whatever the ambient kubeconfig "
+            "points at); pass the cluster's explicit provider.",
+            None,
+        )
+
+
+kubernetes_explicit_provider = ResourceValidationPolicy(
+    name="kubernetes-explicit-provider",
+    description="Every Kubernetes resource names its cluster's explicit provider, never the default one.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_explicit_provider,
+)
+
+
+def _cluster_identifier(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != KUBERNETES_PROVIDER:
+        args.not_applicable("not a Kubernetes provider")
+    if not str(get_path(args.props, "clusterIdentifier", default="") or ""):
+        report_violation(
+            f"Kubernetes provider {args.name!r} has no clusterIdentifier; while its kubeconfig is unknown "
+            "at preview, every object on the cluster would show as a replacement.",
+            None,
+        )
+
+
+kubernetes_provider_cluster_identifier = ResourceValidationPolicy(
+    name="kubernetes-provider-cluster-identifier",
+    description="Kubernetes providers set a stable clusterIdentifier.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_cluster_identifier,
+)
+
+POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
+ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+
+
+def _namespace_level(args: ResourceValidationArgs) -> str:
+    if not is_kind(args.resource_type, "", "Namespace"):
+        args.not_applicable("not a Namespace")
+    return str(get_path(labels_of(args.props), ENFORCE_LABEL, default="") or "")
+
+
+def _pod_security_enforced(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    level = _namespace_level(args)
+    if level not in POD_SECURITY_LEVELS:
+        report_violation(
+            f"Namespace {meta_name(args.props) or args.name!r} has no valid `{ENFORCE_LABEL}` label "
+            f"(got {level or 'none'!r}; one of {', '.join(POD_SECURITY_LEVELS)}).",
+            None,
+        )
+
+
+namespace_pod_security_enforced = ResourceValidationPolicy(
+    name="namespace-pod-security-enforced",
+    description="Every namespace enforces a Pod Security Standard.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_pod_security_enforced,
+)
+
+_PRIVILEGED_SCHEMA = PolicyConfigSchema(
+    properties={
+        "privilegedNamespaces": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": ["gpu-operator", "volcano-system", "volcano-monitoring", "kube-system"],
+            "description": "Namespaces whose pods need host access (drivers, device plugins, schedulers).",
+        }
+    }
+)
+
+
+def _privileged_only_where_needed(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    level = _namespace_level(args)
+    name = meta_name(args.props) or args.name
+    if level == "privileged" and name not in knobs(args, _PRIVILEGED_SCHEMA)["privilegedNamespaces"]:
+        report_violation(
+            f"Namespace {name!r} enforces `privileged`; only the namespaces of node-level components "
+            "(policy config privilegedNamespaces) should.",
+            None,
+        )
+
+
+namespace_privileged_only_where_needed = ResourceValidationPolicy(
+    name="namespace-privileged-only-where-needed",
+    description="Only the namespaces of node-level components enforce the `privileged` Pod Security level.",
+    enforcement_level=EnforcementLevel.ADVISORY,
+    validate=_privileged_only_where_needed,
+    config_schema=_PRIVILEGED_SCHEMA,
+)
+
+
+def authored_image_problems(spec: object) -> list[str]:
+    """Images named in an authored object (containers of any kind, Argo templates, operator CRs)."""
+    problems = []
+    for path, key, value in walk(spec, needed=frozenset({"image", "tag", "repository"})):
+        if key != "image":
+            continue
+        where = ".".join((*path, key))
+        if isinstance(value, str):
+            problem = image_tag_problem(value)
+            if problem:
+                problems.append(f"{where} {value!r} {problem}")
+        elif is_mapping(value) and get_path(value, "repository"):
+            tag = str(get_path(value, "tag", default="") or "")
+            repository = str(value["repository"])
+            if "@" in repository or get_path(value, "digest"):
+                continue
+            if not tag:
+                problems.append(f"{where} {repository!r} has no tag")
+            elif tag.lower() == "latest":
+                problems.append(f"{where} {repository!r} uses the `latest` tag")
+    return problems
+
+
+def _image_tags_pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if kube_kind(args.resource_type) is None:
+        args.not_applicable("not an authored Kubernetes object")
+    problems = authored_image_problems(args.props)
+    if problems:
+        report_violation(f"{args.resource_type.rsplit(':', 1)[-1]} {args.name!r}: {'; '.join(problems)}.", None)
+
+
+image_tags_pinned = ResourceValidationPolicy(
+    name="image-tags-pinned",
+    description="Images in authored Kubernetes objects carry a tag or digest, never `latest`.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_image_tags_pinned,
+)
+
+_LOAD_BALANCER_SCHEMA = PolicyConfigSchema(
+    properties={
+        "allowedServices": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": [],
+            "description": "`namespace/name` of authored Services allowed to be of type LoadBalancer.",
+        },
+        "gatewayCharts": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": ["gateway-helm"],
+            "description": "Charts of the gateway, whose values may ask for a LoadBalancer.",
+        },
+    }
+)
+# Envoy Gateway labels the Services it creates for a Gateway with the owning Gateway's name.
+GATEWAY_OWNER_LABEL = "gateway.envoyproxy.io/owning-gateway-name"
+
+
+def _no_load_balancers(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    config = knobs(args, _LOAD_BALANCER_SCHEMA)
+    if is_kind(args.resource_type, "", "Service"):
+        if get_path(args.props, "spec", "type") != "LoadBalancer":
+            return
+        ident = f"{meta_namespace(args.props)}/{meta_name(args.props)}"
+        if ident in config["allowedServices"] or GATEWAY_OWNER_LABEL in labels_of(args.props):
+            return
+        report_violation(f"Service {ident!r} is of type LoadBalancer; traffic enters through the gateway only.", None)
+    elif args.resource_type == HELM_RELEASE:
+        if chart_name(args.props) in config["gatewayCharts"]:
+            return
+        exposed = [
+            ".".join((*path, key, "type"))
+            for path, key, value in walk(helm_values(args.props))
+            if re.fullmatch(r"(?i).*service", key) and get_path(value, "type") == "LoadBalancer"
+        ]
+        if exposed:
+            report_violation(
+                f"Helm release {args.name!r} asks for a LoadBalancer Service ({', '.join(exposed)}); traffic "
+                "enters through the gateway only.",
+                None,
+            )
+    else:
+        args.not_applicable("not a Service or Helm release")
+
+
+no_load_balancer_services = ResourceValidationPolicy(
+    name="no-load-balancer-services",
+    description="No LoadBalancer Services except the gateway's.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_no_load_balancers,
+    config_schema=_LOAD_BALANCER_SCHEMA,
+)
+
+
+def _rbac_no_wildcards(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if not is_kind(args.resource_type, "rbac.authorization.k8s.io", "Role", "ClusterRole"):
+        args.not_applicable("not a Role or ClusterRole")
+    wild = []
+    for index, rule in enumerate(items_of(get_path(args.props, "rules"))):
+        for field in ("verbs", "resources"):
+            if "*" in strings_of(get_path(rule, field)):
+                wild.append(f"rules[{index}].{field}")
+    if wild:
+        report_violation(
+            f"{args.resource_type.rsplit(':', 1)[-1]} {meta_name(args.props) or args.name!r} grants wildcards "
+            f"({', '.join(wild)}); name the verbs and resources it needs.",
+            None,
+        )
+
+
+rbac_no_wildcards = ResourceValidationPolicy(
+    name="rbac-no-wildcards",
+    description="Authored Roles and ClusterRoles grant no wildcard verbs or resources.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_rbac_no_wildcards,
+)
+
+POLICIES = [
+    kubernetes_explicit_provider,
+    kubernetes_provider_cluster_identifier,
+    namespace_pod_security_enforced,
+    namespace_privileged_only_where_needed,
+    image_tags_pinned,
+    no_load_balancer_services,
+    rbac_no_wildcards,
+]

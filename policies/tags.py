@@ -1,0 +1,73 @@
+"""Rules for Azure tags: every taggable resource says which environment, owner and budget it belongs to."""
+
+from __future__ import annotations
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
+
+from policies.common import get_path, is_mapping, knobs
+
+# Types that take tags but might be declared without them (child resources such as subnets, role
+# assignments or databases take none); a resource that passes `tags` is checked whatever its type.
+TAGGABLE_TYPES = [
+    "azure-native:resources:ResourceGroup",
+    "azure-native:network:VirtualNetwork",
+    "azure-native:network:PublicIPAddress",
+    "azure-native:network:NetworkSecurityGroup",
+    "azure-native:network:PrivateEndpoint",
+    "azure-native:privatedns:PrivateZone",
+    "azure-native:operationalinsights:Workspace",
+    "azure-native:managedidentity:UserAssignedIdentity",
+    "azure-native:containerservice:ManagedCluster",
+    "azure-native:containerservice:AgentPool",
+    "azure-native:storage:StorageAccount",
+    "azure-native:dbforpostgresql:Server",
+    "azure-native:keyvault:Vault",
+    "azure-native:containerregistry:Registry",
+]
+
+_TAGS_SCHEMA = PolicyConfigSchema(
+    properties={
+        "requiredTags": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": ["environment", "owner", "cost-center"],
+            "description": "Tags every taggable Azure resource carries, with a non-empty value.",
+        },
+        "taggableTypes": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": TAGGABLE_TYPES,
+            "description": "Azure types that must carry tags even when declared without any.",
+        },
+    }
+)
+
+
+def _required_tags(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if not args.resource_type.startswith("azure-native:"):
+        args.not_applicable("not an Azure resource")
+    config = knobs(args, _TAGS_SCHEMA)
+    tags = get_path(args.props, "tags")
+    if tags is None and args.resource_type not in config["taggableTypes"]:
+        args.not_applicable("resource type takes no tags")
+    tags = tags if is_mapping(tags) else {}
+    missing = [tag for tag in config["requiredTags"] if not str(get_path(tags, tag, default="") or "").strip()]
+    if missing:
+        report_violation(f"Azure resource {args.name!r} lacks the tag(s) {', '.join(missing)}.", None)
+
+
+azure_required_tags = ResourceValidationPolicy(
+    name="azure-required-tags",
+    description="Taggable Azure resources carry the required tags (environment, owner, cost-center).",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_required_tags,
+    config_schema=_TAGS_SCHEMA,
+)
+
+POLICIES = [azure_required_tags]
