@@ -22,6 +22,7 @@ from components.config import PipelinesConfig
 
 PIPELINES_DIR = Path(__file__).resolve().parent.parent / "pipelines"
 IMAGE_PLACEHOLDER = "llmops.local/pipeline-steps:placeholder"
+GATEWAY_CREDENTIALS_SECRET = "llmops-gateway-credentials"
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
 _PARAMETER_REFERENCE = re.compile(r"\{\{\s*inputs\.parameters\.([A-Za-z0-9_-]+)\s*\}\}")
 
@@ -155,6 +156,7 @@ class PipelineTemplates(pulumi.ComponentResource):
         environment: PipelineEnvironment,
         provider: k8s.Provider,
         workflows_release: pulumi.Resource,
+        gateway_api_key: pulumi.Output[str] | None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("llmops:pipelines:PipelineTemplates", name, None, opts)
@@ -162,6 +164,20 @@ class PipelineTemplates(pulumi.ComponentResource):
         # The CRDs come with the Argo Workflows release (installed by its hook), so every template waits for it.
         child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[workflows_release])
         self.catalog: list[dict[str, Any]] = []
+
+        if gateway_api_key is not None:
+            # Steps reach NeMo and NIM through the gateway; the templates read the key from here.
+            k8s.core.v1.Secret(
+                f"{name}-gateway-credentials",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=GATEWAY_CREDENTIALS_SECRET,
+                    namespace=namespace,
+                    labels={"app.kubernetes.io/part-of": "llmops-platform"},
+                ),
+                type="Opaque",
+                string_data={"api-key": gateway_api_key},
+                opts=child,
+            )
 
         registered: list[pulumi.Resource] = []
         for component in components:

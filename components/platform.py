@@ -149,6 +149,7 @@ class Platform(pulumi.ComponentResource):
             environment=self._pipeline_environment(config),
             provider=self.management.provider,
             workflows_release=self.management.workflows_release,
+            gateway_api_key=secrets.gateway_api_key if config.gateway.auth == "api-key" else None,
             opts=child,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -46,6 +47,17 @@ class Backoff:
     maximum: float = 60.0
 
 
+# Workflow pods reach NeMo and NIM through the platform gateway, which asks for this API key when its
+# auth mode is `api-key`; the templates pass it from the `llmops-gateway-credentials` Secret.
+GATEWAY_API_KEY_ENV = "GATEWAY_API_KEY"
+GATEWAY_API_KEY_HEADER = "x-api-key"
+
+
+def _gateway_headers() -> dict[str, str]:
+    key = os.environ.get(GATEWAY_API_KEY_ENV)
+    return {GATEWAY_API_KEY_HEADER: key} if key else {}
+
+
 @cache
 def _tls_context() -> ssl.SSLContext:
     """httpx's default TLS settings, built once: each build reads the whole CA bundle."""
@@ -68,7 +80,7 @@ class ServiceClient:
         self._client = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            headers=dict(headers or {}),
+            headers={**_gateway_headers(), **(headers or {})},
             verify=_tls_context(),
         )
 

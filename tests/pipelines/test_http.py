@@ -41,6 +41,27 @@ def test_gives_up_after_bounded_attempts_with_transient_error(httpserver) -> Non
     assert len(calls) == FAST.attempts
 
 
+def test_sends_the_gateway_api_key_when_the_template_provides_it(httpserver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_API_KEY", "k-123")
+    httpserver.expect_oneshot_request("/thing", headers={"x-api-key": "k-123"}).respond_with_json({"ok": 1})
+    with ServiceClient(httpserver.url_for("/"), retry=FAST) as client:
+        assert client.json("GET", "/thing") == {"ok": 1}
+
+
+def test_sends_no_gateway_key_without_one(httpserver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GATEWAY_API_KEY", raising=False)
+    seen: list[Request] = []
+
+    def record(request: Request) -> Response:
+        seen.append(request)
+        return Response('{"ok": 1}')
+
+    httpserver.expect_oneshot_request("/thing").respond_with_handler(record)
+    with ServiceClient(httpserver.url_for("/"), retry=FAST) as client:
+        client.json("GET", "/thing")
+    assert "x-api-key" not in seen[0].headers
+
+
 def test_connection_refused_is_transient() -> None:
     with ServiceClient("http://127.0.0.1:9", retry=FAST) as client, pytest.raises(TransientError, match="Connect"):
         client.request("GET", "/")
