@@ -8,7 +8,7 @@ Envoy Gateway policies attach to a route directly or to its Gateway (optionally 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pulumi_policy import (
@@ -103,17 +103,22 @@ def _http_routes(args: StackValidationArgs) -> list[PolicyResource]:
     return routes
 
 
+def _routes_not_covered(
+    args: StackValidationArgs, kind: str, covers: Callable[[PolicyResource], bool]
+) -> list[PolicyResource]:
+    """HTTPRoutes that no Envoy Gateway policy of `kind` satisfying `covers` targets (directly or via the Gateway)."""
+    policies = [p for p in kube_resources_of(args, ENVOY_GATEWAY, kind) if covers(p)]
+    return [route for route in _http_routes(args) if not any(_applies_to_route(p, route) for p in policies)]
+
+
 def _routes_authenticated(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    routes = _http_routes(args)
-    policies = [p for p in kube_resources_of(args, ENVOY_GATEWAY, "SecurityPolicy") if _authenticates(p)]
-    for route in routes:
-        if not any(_applies_to_route(policy, route) for policy in policies):
-            report_violation(
-                f"HTTPRoute {meta_namespace(route.props)}/{meta_name(route.props)} has no SecurityPolicy "
-                "(API key, JWT, OIDC, ext auth or authorization) targeting it or its Gateway; it is open to "
-                "anyone who reaches the gateway.",
-                route.urn,
-            )
+    for route in _routes_not_covered(args, "SecurityPolicy", _authenticates):
+        report_violation(
+            f"HTTPRoute {meta_namespace(route.props)}/{meta_name(route.props)} has no SecurityPolicy "
+            "(API key, JWT, OIDC, ext auth or authorization) targeting it or its Gateway; it is open to "
+            "anyone who reaches the gateway.",
+            route.urn,
+        )
 
 
 gateway_routes_authenticated = StackValidationPolicy(
@@ -131,15 +136,12 @@ def _rate_limits(policy: PolicyResource) -> bool:
 
 
 def _routes_rate_limited(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    routes = _http_routes(args)
-    policies = [p for p in kube_resources_of(args, ENVOY_GATEWAY, "BackendTrafficPolicy") if _rate_limits(p)]
-    for route in routes:
-        if not any(_applies_to_route(policy, route) for policy in policies):
-            report_violation(
-                f"HTTPRoute {meta_namespace(route.props)}/{meta_name(route.props)} has no BackendTrafficPolicy "
-                "rate limit targeting it or its Gateway; one client could saturate the GPUs behind it.",
-                route.urn,
-            )
+    for route in _routes_not_covered(args, "BackendTrafficPolicy", _rate_limits):
+        report_violation(
+            f"HTTPRoute {meta_namespace(route.props)}/{meta_name(route.props)} has no BackendTrafficPolicy "
+            "rate limit targeting it or its Gateway; one client could saturate the GPUs behind it.",
+            route.urn,
+        )
 
 
 gateway_routes_rate_limited = StackValidationPolicy(
