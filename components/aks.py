@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_azure_native as azure
@@ -16,6 +17,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.config import AksClusterConfig, NetworkConfig, NodePoolConfig, Taint
+from components.workload_identity import built_in_role_definition_id
 
 # Built-in role "Network Contributor": the cluster identity joins nodes and load balancers to our subnet.
 NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
@@ -63,6 +65,25 @@ def _kubelogin_kubeconfig(encoded: str) -> str:
     return yaml.safe_dump(kubeconfig, sort_keys=False)
 
 
+def _scale_set_pool(pool: NodePoolConfig, subnet_id: pulumi.Input[str]) -> dict[str, Any]:
+    """What the system pool and the user pools share: an autoscaled Linux scale set on our subnet, sized by config
+    (arguments of both a cluster's agent pool profile and an `AgentPool`)."""
+    return {
+        "vm_size": pool.vm_size,
+        "os_type": "Linux",
+        "os_disk_size_gb": pool.os_disk_size_gb,
+        "os_disk_type": pool.os_disk_type,
+        "max_pods": pool.max_pods,
+        "count": pool.min_count,
+        "enable_auto_scaling": True,
+        "min_count": pool.min_count,
+        "max_count": pool.max_count,
+        "availability_zones": list(pool.zones) or None,
+        "vnet_subnet_id": subnet_id,
+        "type": "VirtualMachineScaleSets",
+    }
+
+
 class AksCluster(pulumi.ComponentResource):
     """Entra ID-only AKS (Azure RBAC, no local accounts) with workload identity, Azure CNI overlay
     with Cilium, a tainted system pool, autoscaled user pools as `AgentPool` resources, planned
@@ -102,11 +123,7 @@ class AksCluster(pulumi.ComponentResource):
             f"{name}-subnet-network-contributor",
             principal_id=identity.principal_id,
             principal_type="ServicePrincipal",
-            role_definition_id=client.subscription_id.apply(
-                lambda sub: (
-                    f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{NETWORK_CONTRIBUTOR_ROLE}"
-                )
-            ),
+            role_definition_id=built_in_role_definition_id(client.subscription_id, NETWORK_CONTRIBUTOR_ROLE),
             scope=placement.subnet_id,
             opts=child,
         )
@@ -173,21 +190,10 @@ class AksCluster(pulumi.ComponentResource):
                 azure.containerservice.ManagedClusterAgentPoolProfileArgs(
                     name=system.name,
                     mode="System",
-                    vm_size=system.vm_size,
-                    os_type="Linux",
                     os_sku="AzureLinux",
-                    os_disk_size_gb=system.os_disk_size_gb,
-                    os_disk_type=system.os_disk_type,
-                    max_pods=system.max_pods,
-                    count=system.min_count,
-                    enable_auto_scaling=True,
-                    min_count=system.min_count,
-                    max_count=system.max_count,
-                    availability_zones=list(system.zones) or None,
-                    vnet_subnet_id=placement.subnet_id,
                     node_taints=[SYSTEM_POOL_TAINT],
                     node_labels=dict(system.labels) or None,
-                    type="VirtualMachineScaleSets",
+                    **_scale_set_pool(system, placement.subnet_id),
                 )
             ],
             tags=tags,
@@ -270,19 +276,8 @@ class AksCluster(pulumi.ComponentResource):
             resource_group_name=placement.resource_group_name,
             resource_name_=cluster.name,
             mode="User",
-            vm_size=spec.vm_size,
-            os_type="Linux",
             os_sku="Ubuntu",
-            os_disk_size_gb=spec.os_disk_size_gb,
-            os_disk_type=spec.os_disk_type,
-            max_pods=spec.max_pods,
             orchestrator_version=config.kubernetes_version,
-            count=spec.min_count,
-            enable_auto_scaling=True,
-            min_count=spec.min_count,
-            max_count=spec.max_count,
-            availability_zones=list(spec.zones) or None,
-            vnet_subnet_id=placement.subnet_id,
             node_labels={**spec.labels, **pool.labels} or None,
             node_taints=[t.render() for t in [*spec.taints, *pool.taints]] or None,
             # The GPU Operator installs and upgrades the driver; an AKS-installed driver would fight it.
@@ -290,7 +285,7 @@ class AksCluster(pulumi.ComponentResource):
             scale_set_priority="Spot" if pool.spot else None,
             scale_set_eviction_policy="Delete" if pool.spot else None,
             spot_max_price=pool.spot_max_price if pool.spot else None,
-            type="VirtualMachineScaleSets",
             tags=placement.tags,
+            **_scale_set_pool(spec, placement.subnet_id),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"]),
         )

@@ -15,10 +15,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.argocd import entra_issuer
-from components.compute import requests_limits
-from components.config import ArgoWorkflowsConfig, OidcSsoConfig, PipelinesConfig
+from components.config import ArgoWorkflowsConfig, OidcSsoConfig, PipelinesConfig, SsoClient
+from components.container_sizing import requests_limits
 from components.helm import ChartRef, release
-from components.kube import namespace
+from components.kube import namespace, object_meta, secret
 from components.postgres import DatabaseLogin
 from components.workload_identity import CLIENT_ID_ANNOTATION, USE_LABEL
 
@@ -37,7 +37,6 @@ ARCHIVE_DATABASE = "argo_workflows"
 VIEW_CLUSTER_ROLE = f"{RELEASE}-view"
 ADMIN_CLUSTER_ROLE = f"{RELEASE}-admin"
 
-_LABELS = {"app.kubernetes.io/part-of": "llmops-platform"}
 EXECUTOR_USER = 8737
 _RESTRICTED_CONTAINER = {
     "allowPrivilegeEscalation": False,
@@ -219,8 +218,7 @@ class ArgoWorkflows(pulumi.ComponentResource):
         chart_version: str,
         pipelines: PipelinesConfig,
         artifacts: ArtifactRepository,
-        sso: OidcSsoConfig | None,
-        sso_client_secret: pulumi.Output[str] | None,
+        sso: SsoClient | None,
         archive: DatabaseLogin | None,
         prometheus_crds: bool,
         provider: k8s.Provider,
@@ -252,27 +250,22 @@ class ArgoWorkflows(pulumi.ComponentResource):
 
         runner = k8s.core.v1.ServiceAccount(
             f"{name}-runner",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=RUNNER_SERVICE_ACCOUNT,
-                namespace=pipelines_ns.metadata.name,
-                labels=_LABELS,
+            metadata=object_meta(
+                RUNNER_SERVICE_ACCOUNT,
+                pipelines_ns.metadata.name,
                 annotations={CLIENT_ID_ANNOTATION: artifacts.client_id},
             ),
             opts=child,
         )
         runner_role = k8s.rbac.v1.Role(
             f"{name}-runner-executor",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{RUNNER_SERVICE_ACCOUNT}-executor", namespace=pipelines_ns.metadata.name, labels=_LABELS
-            ),
+            metadata=object_meta(f"{RUNNER_SERVICE_ACCOUNT}-executor", pipelines_ns.metadata.name),
             rules=EXECUTOR_RULES,
             opts=child,
         )
         k8s.rbac.v1.RoleBinding(
             f"{name}-runner-executor-binding",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{RUNNER_SERVICE_ACCOUNT}-executor", namespace=pipelines_ns.metadata.name, labels=_LABELS
-            ),
+            metadata=object_meta(f"{RUNNER_SERVICE_ACCOUNT}-executor", pipelines_ns.metadata.name),
             role_ref=k8s.rbac.v1.RoleRefArgs(
                 api_group="rbac.authorization.k8s.io", kind="Role", name=runner_role.metadata.name
             ),
@@ -285,29 +278,22 @@ class ArgoWorkflows(pulumi.ComponentResource):
         )
 
         prerequisites: list[pulumi.Resource] = [argo_ns, pipelines_ns]
-        accounts = sso_accounts(sso) if sso is not None and "sso" in config.auth_modes else []
-        if accounts:
-            if sso is None or sso_client_secret is None:
-                raise ValueError("Argo Workflows SSO needs management.argocd.sso and llmops:ssoClientSecret")
+        sso_in_use = sso if "sso" in config.auth_modes else None
+        accounts = sso_accounts(sso_in_use.app) if sso_in_use is not None else []
+        if sso_in_use is not None:
             prerequisites.append(
-                k8s.core.v1.Secret(
+                secret(
                     f"{name}-sso",
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        name=SSO_SECRET, namespace=argo_ns.metadata.name, labels=_LABELS
-                    ),
-                    type="Opaque",
-                    string_data={"client-id": sso.client_id, "client-secret": sso_client_secret},
+                    object_meta(SSO_SECRET, argo_ns.metadata.name),
+                    string_data={"client-id": sso_in_use.app.client_id, "client-secret": sso_in_use.client_secret},
                     opts=child,
                 )
             )
         if archive is not None:
             prerequisites.append(
-                k8s.core.v1.Secret(
+                secret(
                     f"{name}-archive-db",
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        name=ARCHIVE_DB_SECRET, namespace=argo_ns.metadata.name, labels=_LABELS
-                    ),
-                    type="Opaque",
+                    object_meta(ARCHIVE_DB_SECRET, argo_ns.metadata.name),
                     string_data={"username": archive.username, "password": archive.password},
                     opts=child,
                 )
@@ -317,7 +303,7 @@ class ArgoWorkflows(pulumi.ComponentResource):
             RELEASE,
             ChartRef(chart="argo-workflows", version=chart_version, repository=REPOSITORY),
             argo_ns.metadata.name,
-            argo_workflows_values(config, pipelines, artifacts, sso, archive, prometheus_crds),
+            argo_workflows_values(config, pipelines, artifacts, sso.app if sso else None, archive, prometheus_crds),
             parent=self,
             provider=provider,
             depends_on=prerequisites,
@@ -326,9 +312,7 @@ class ArgoWorkflows(pulumi.ComponentResource):
 
         self.gpu_semaphore = k8s.core.v1.ConfigMap(
             f"{name}-gpu-semaphore",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=GPU_SEMAPHORE_CONFIGMAP, namespace=pipelines_ns.metadata.name, labels=_LABELS
-            ),
+            metadata=object_meta(GPU_SEMAPHORE_CONFIGMAP, pipelines_ns.metadata.name),
             data={GPU_SEMAPHORE_KEY: str(config.gpu_job_limit)},
             opts=after_release,
         )
@@ -357,10 +341,9 @@ class ArgoWorkflows(pulumi.ComponentResource):
         and its role (a chart ClusterRole) in the pipelines namespace only."""
         service_account = k8s.core.v1.ServiceAccount(
             f"{name}-{account.name}",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=account.name,
-                namespace=argo_ns.metadata.name,
-                labels=_LABELS,
+            metadata=object_meta(
+                account.name,
+                argo_ns.metadata.name,
                 annotations={
                     "workflows.argoproj.io/rbac-rule": account.rule,
                     "workflows.argoproj.io/rbac-rule-precedence": str(account.precedence),
@@ -368,22 +351,19 @@ class ArgoWorkflows(pulumi.ComponentResource):
             ),
             opts=opts,
         )
-        k8s.core.v1.Secret(
+        secret(
             f"{name}-{account.name}-token",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=token_secret_name(account.name),
-                namespace=argo_ns.metadata.name,
-                labels=_LABELS,
+            object_meta(
+                token_secret_name(account.name),
+                argo_ns.metadata.name,
                 annotations={"kubernetes.io/service-account.name": account.name},
             ),
-            type="kubernetes.io/service-account-token",
+            secret_type="kubernetes.io/service-account-token",
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[service_account])),
         )
         k8s.rbac.v1.RoleBinding(
             f"{name}-{account.name}-binding",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=account.name, namespace=pipelines_ns.metadata.name, labels=_LABELS
-            ),
+            metadata=object_meta(account.name, pipelines_ns.metadata.name),
             role_ref=k8s.rbac.v1.RoleRefArgs(
                 api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=account.cluster_role
             ),

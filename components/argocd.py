@@ -8,10 +8,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.compute import requests_limits
-from components.config import ArgoCdConfig, GitOpsConfig, OidcSsoConfig
-from components.helm import ChartRef, release
-from components.kube import namespace
+from components.config import ArgoCdConfig, GitOpsConfig, OidcSsoConfig, SsoClient
+from components.container_sizing import requests_limits
+from components.helm import ChartRef, release_in_namespace
 
 NAMESPACE = "argocd"
 RELEASE = "argocd"
@@ -61,11 +60,10 @@ def argocd_values(
     config: ArgoCdConfig,
     gitops: GitOpsConfig,
     gitops_token: pulumi.Input[str],
-    sso_client_secret: pulumi.Input[str] | None,
+    sso: SsoClient | None,
     prometheus_crds: bool,
 ) -> dict[str, Any]:
     """Values for argo-cd 10.1.x; every key exists in the chart's values.yaml (tests check it)."""
-    sso = config.sso
     cm: dict[str, Any] = {
         # With SSO the local admin is off: every change is made by a named Entra ID user.
         "admin.enabled": sso is None,
@@ -92,12 +90,10 @@ def argocd_values(
         },
     }
     if sso is not None:
-        if sso_client_secret is None:
-            raise ValueError("ArgoCD SSO needs the llmops:ssoClientSecret secret")
-        cm["oidc.config"] = oidc_config(sso)
-        rbac["policy.csv"] = "".join(f'g, "{group}", role:admin\n' for group in sso.admin_group_object_ids)
+        cm["oidc.config"] = oidc_config(sso.app)
+        rbac["policy.csv"] = "".join(f'g, "{group}", role:admin\n' for group in sso.app.admin_group_object_ids)
         rbac["scopes"] = "[groups]"
-        configs["secret"] = {"extra": {OIDC_CLIENT_SECRET_KEY: sso_client_secret}}
+        configs["secret"] = {"extra": {OIDC_CLIENT_SECRET_KEY: sso.client_secret}}
 
     values: dict[str, Any] = {
         "global": {"domain": config.hostname},
@@ -137,29 +133,23 @@ class ArgoCd(pulumi.ComponentResource):
         chart_version: str,
         gitops: GitOpsConfig,
         gitops_token: pulumi.Output[str],
-        sso_client_secret: pulumi.Output[str] | None,
+        sso: SsoClient | None,
         prometheus_crds: bool,
         provider: k8s.Provider,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("llmops:management:ArgoCd", name, None, opts)
-        ns = namespace(
-            NAMESPACE,
-            # redis-ha and HAProxy set no seccomp profile, so the namespace cannot enforce `restricted` yet.
-            pod_security="baseline",
-            parent=self,
-            provider=provider,
-            resource_name=f"{name}-namespace",
-        )
         self.namespace = NAMESPACE
         self.url = f"https://{config.hostname}"
-        self.release = release(
+        _, self.release = release_in_namespace(
             RELEASE,
             ChartRef(chart="argo-cd", version=chart_version, repository=REPOSITORY),
-            ns.metadata.name,
-            argocd_values(config, gitops, gitops_token, sso_client_secret, prometheus_crds),
+            argocd_values(config, gitops, gitops_token, sso, prometheus_crds),
+            namespace_name=NAMESPACE,
+            # redis-ha and HAProxy set no seccomp profile, so the namespace cannot enforce `restricted` yet.
+            pod_security="baseline",
+            namespace_resource_name=f"{name}-namespace",
             parent=self,
             provider=provider,
-            depends_on=[ns],
         )
         self.register_outputs({"namespace": self.namespace, "url": self.url})

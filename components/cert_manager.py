@@ -17,8 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.helm import ChartRef, release
-from components.kube import namespace
+from components.helm import ChartRef, release_in_namespace
 
 CERT_MANAGER_CHART = "cert-manager"
 CERT_MANAGER_REPOSITORY = "https://charts.jetstack.io"
@@ -53,22 +52,17 @@ class CertManager(pulumi.ComponentResource):
     ) -> None:
         """`depends_on`: what installs the Gateway API CRDs, which cert-manager looks for when it starts."""
         super().__init__("llmops:gateway:CertManager", name, None, opts)
-        # `restricted`: the controller, webhook and cainjector run non-root with RuntimeDefault seccomp and every
-        # capability dropped (so do the ACME solver pods, which run in the Certificate's namespace).
-        ns = namespace(
-            CERT_MANAGER_NAMESPACE,
-            pod_security="restricted",
-            parent=self,
-            provider=provider,
-            resource_name=f"{name}-ns",
-        )
-        self.release = release(
+        _, self.release = release_in_namespace(
             "cert-manager",
             ChartRef(CERT_MANAGER_CHART, chart_version, CERT_MANAGER_REPOSITORY),
-            ns.metadata.name,
             cert_manager_values(),
+            namespace_name=CERT_MANAGER_NAMESPACE,
+            # `restricted`: the controller, webhook and cainjector run non-root with RuntimeDefault seccomp and
+            # every capability dropped (so do the ACME solver pods, which run in the Certificate's namespace).
+            pod_security="restricted",
+            namespace_resource_name=f"{name}-ns",
             parent=self,
             provider=provider,
-            depends_on=[ns, *depends_on],
+            depends_on=depends_on,
         )
         self.register_outputs({"namespace": CERT_MANAGER_NAMESPACE})

@@ -28,6 +28,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import GitOpsConfig
+from components.kube import custom_object, object_meta, platform_labels, secret
 
 SERVICE_ACCOUNT = "argocd-manager"
 SERVICE_ACCOUNT_NAMESPACE = "kube-system"
@@ -145,21 +146,12 @@ class GitOpsWiring(pulumi.ComponentResource):
         self.application = f"{cluster_name}-apps"
         platform_namespaces = sorted(set(namespaces))
         gpu = pulumi.ResourceOptions(parent=self, provider=gpu_provider)
-        labels = {"app.kubernetes.io/part-of": "llmops-platform", "app.kubernetes.io/component": "gitops"}
+        labels = platform_labels("gitops")
 
         def meta(
-            object_name: str,
-            object_namespace: str | None = None,
-            *,
-            extra_labels: Mapping[str, str] | None = None,
-            annotations: Mapping[str, str] | None = None,
+            object_name: str, object_namespace: str | None = None, *, annotations: Mapping[str, str] | None = None
         ) -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(
-                name=object_name,
-                namespace=object_namespace,
-                labels={**labels, **(extra_labels or {})},
-                annotations=dict(annotations) if annotations else None,
-            )
+            return object_meta(object_name, object_namespace, labels=labels, annotations=annotations)
 
         account = k8s.core.v1.ServiceAccount(
             f"{name}-manager", metadata=meta(SERVICE_ACCOUNT, SERVICE_ACCOUNT_NAMESPACE), opts=gpu
@@ -197,14 +189,14 @@ class GitOpsWiring(pulumi.ComponentResource):
                 ),
             )
         # Long-lived by design: ArgoCD has no way to refresh a projected token. Rotate by replacing this Secret.
-        token = k8s.core.v1.Secret(
+        token = secret(
             f"{name}-token",
-            metadata=meta(
+            meta(
                 TOKEN_SECRET,
                 SERVICE_ACCOUNT_NAMESPACE,
                 annotations={"kubernetes.io/service-account.name": SERVICE_ACCOUNT},
             ),
-            type="kubernetes.io/service-account-token",
+            secret_type="kubernetes.io/service-account-token",
             opts=pulumi.ResourceOptions.merge(gpu, pulumi.ResourceOptions(depends_on=[account])),
         )
 
@@ -213,10 +205,11 @@ class GitOpsWiring(pulumi.ComponentResource):
         config_json: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(token.data, server_name).apply(lambda args: _config_from_token(args[0], args[1]))
         )
-        cluster_secret = k8s.core.v1.Secret(
+        cluster_secret = secret(
             f"{name}-cluster",
-            metadata=meta(f"cluster-{cluster_name}", argocd_namespace, extra_labels={CLUSTER_SECRET_LABEL: "cluster"}),
-            type="Opaque",
+            object_meta(
+                f"cluster-{cluster_name}", argocd_namespace, labels={**labels, CLUSTER_SECRET_LABEL: "cluster"}
+            ),
             # `config` goes in `data`, apart from the rest: the provider resolves each of the two maps as one
             # value, and the token must not leave the server and scope unknown until it exists.
             data={"config": config_json.apply(lambda text: base64.b64encode(text.encode()).decode())},
@@ -229,14 +222,20 @@ class GitOpsWiring(pulumi.ComponentResource):
             opts=management,
         )
 
-        def argocd_object(suffix: str, kind: str, object_name: str, spec: Mapping[str, Any]) -> pulumi.Resource:
-            return k8s.apiextensions.CustomResource(
+        def argocd_object(
+            suffix: str,
+            kind: str,
+            object_name: str,
+            spec: Mapping[str, Any],
+            opts: pulumi.ResourceOptions = management,
+        ) -> pulumi.Resource:
+            return custom_object(
                 f"{name}-{suffix}",
                 api_version=ARGOCD_API_VERSION,
                 kind=kind,
                 metadata=meta(object_name, argocd_namespace),
-                spec=dict(spec),
-                opts=management,
+                spec=spec,
+                opts=opts,
             )
 
         project = argocd_object(
@@ -265,13 +264,12 @@ class GitOpsWiring(pulumi.ComponentResource):
         sync_policy: dict[str, Any] = {}
         if config.automated_sync:
             sync_policy["automated"] = {"prune": config.prune, "selfHeal": config.self_heal}
-        k8s.apiextensions.CustomResource(
-            f"{name}-apps",
-            api_version=ARGOCD_API_VERSION,
-            kind="Application",
-            # No resources finalizer: deleting this Application must never cascade into the GPU cluster's apps.
-            metadata=meta(self.application, argocd_namespace),
-            spec={
+        # No resources finalizer: deleting this Application must never cascade into the GPU cluster's apps.
+        argocd_object(
+            "apps",
+            "Application",
+            self.application,
+            {
                 "project": bootstrap_project,
                 "source": {"repoURL": config.repo_url, "targetRevision": config.revision, "path": config.path},
                 "destination": {"server": IN_CLUSTER, "namespace": argocd_namespace},
@@ -281,11 +279,10 @@ class GitOpsWiring(pulumi.ComponentResource):
                 management, pulumi.ResourceOptions(depends_on=[project, bootstrap, cluster_secret])
             ),
         )
-        self.register_outputs(
-            {
-                "clusterName": self.cluster_name,
-                "server": self.server,
-                "project": self.project,
-                "application": self.application,
-            }
-        )
+        self.outputs: dict[str, Any] = {
+            "clusterName": self.cluster_name,
+            "server": self.server,
+            "project": self.project,
+            "application": self.application,
+        }
+        self.register_outputs(self.outputs)

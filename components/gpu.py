@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.aks import AksCluster, ClusterPlacement, PoolSpec
+from components.catalog import GPU_SKUS
 from components.config import (
     GPU_TAINT,
     SPOT_TAINT,
@@ -17,10 +18,8 @@ from components.config import (
     GpuPoolConfig,
     MonitoringConfig,
 )
-from components.facts import GPU_SKUS
 from components.gpu_operator import GpuOperator, gpu_operator_values
 from components.gpu_storage import gpu_storage_classes
-from components.ngc import NgcCredentials
 
 # Pods that may run on spot GPU nodes (fine-tuning jobs) tolerate this taint; serving pods do not.
 TRAINING_LABEL = "llmops.io/workload"
@@ -33,6 +32,25 @@ SPOT_TOLERATION = {"key": SPOT_TAINT.key, "operator": "Equal", "value": SPOT_TAI
 # Storage classes this program creates on AKS (names from config on an existing cluster).
 AKS_MODEL_CACHE_CLASS = "llmops-model-cache"
 AKS_SHARED_CLASS = "llmops-shared-workspace"
+
+
+@dataclass(frozen=True)
+class GpuWorkloadTarget:
+    """What a workload on the GPU cluster needs from it (NeMo and NIM take this, not the cluster).
+
+    Tolerate `gpu_tolerations` (serving) or `training_tolerations` (fine-tuning, may land on spot), request
+    `nvidia.com/gpu`, and depend on `gpu_operator_ready` and `storage_ready`.
+    """
+
+    # The GPU cluster's name: objects it hosts per workload namespace (NGC credentials) are named after it.
+    cluster_name: str
+    provider: k8s.Provider
+    gpu_tolerations: list[dict[str, Any]]
+    training_tolerations: list[dict[str, Any]]
+    model_cache_storage_class: str
+    shared_storage_class: str
+    gpu_operator_ready: list[pulumi.Resource]
+    storage_ready: list[pulumi.Resource]
 
 
 @dataclass(frozen=True)
@@ -59,11 +77,7 @@ def gpu_pool_spec(pool: GpuPoolConfig) -> PoolSpec:
 
 class GpuCluster(pulumi.ComponentResource):
     """Exposes one Kubernetes provider for the GPU side whichever way the cluster came to be, with the GPU
-    Operator, the storage classes GPU workloads use, and NGC credentials on request.
-
-    For workloads on GPU nodes: tolerate `gpu_tolerations` (serving) or `training_tolerations` (fine-tuning,
-    may land on spot), request `nvidia.com/gpu`, and depend on `gpu_operator_ready` and `storage_ready`.
-    """
+    Operator and the storage classes GPU workloads use; `workload_target` is what those workloads need of it."""
 
     provider: k8s.Provider
     api_endpoint: pulumi.Output[str]
@@ -81,7 +95,6 @@ class GpuCluster(pulumi.ComponentResource):
         config: GpuClusterConfig,
         placement: ClusterPlacement | None,
         existing_kubeconfig: pulumi.Output[str] | None,
-        ngc_api_key: pulumi.Output[str],
         charts: ChartVersionsConfig,
         monitoring: MonitoringConfig,
         protect: bool,
@@ -89,7 +102,6 @@ class GpuCluster(pulumi.ComponentResource):
     ) -> None:
         super().__init__("llmops:gpu:GpuCluster", name, None, opts)
         self._name = name
-        self._ngc_api_key = ngc_api_key
         self.mode = config.mode
         self.aks: AksCluster | None = None
         if config.aks is not None:
@@ -162,16 +174,28 @@ class GpuCluster(pulumi.ComponentResource):
             )
             self.gpu_operator_release = self.gpu_operator.release
 
-        self.register_outputs(
-            {
-                "mode": self.mode,
-                "apiEndpoint": self.api_endpoint,
-                "kubeconfig": self.kubeconfig,
-                "modelCacheStorageClass": self.model_cache_storage_class,
-                "sharedStorageClass": self.shared_storage_class,
-                "gpuOperatorManaged": self.gpu_operator_managed,
-            }
-        )
+        # What the GPU cluster publishes (its kubeconfig, a secret, apart).
+        self.outputs: dict[str, Any] = {
+            "mode": self.mode,
+            "apiEndpoint": self.api_endpoint,
+            "pools": [
+                {
+                    "name": p.name,
+                    "vmSize": p.vm_size,
+                    "gpusPerNode": p.gpus_per_node,
+                    "minCount": p.min_count,
+                    "maxCount": p.max_count,
+                    "spot": p.spot,
+                }
+                for p in self.pools
+            ],
+            "storageClasses": {
+                "modelCache": self.model_cache_storage_class,
+                "sharedWorkspace": self.shared_storage_class,
+            },
+            "gpuOperatorManaged": self.gpu_operator_managed,
+        }
+        self.register_outputs({**self.outputs, "kubeconfig": self.kubeconfig})
 
     @property
     def gpu_tolerations(self) -> list[dict[str, Any]]:
@@ -198,19 +222,15 @@ class GpuCluster(pulumi.ComponentResource):
         """What PVCs of the GPU storage classes depend on; empty on an existing cluster, whose classes exist."""
         return list(self.storage_classes)
 
-    def ngc_credentials(
-        self,
-        namespace_name: str,
-        namespace: k8s.core.v1.Namespace,
-        *,
-        parent: pulumi.Resource | None = None,
-    ) -> NgcCredentials:
-        """The `ngc-api` and `nvcrimagepullsecret` Secrets in `namespace` on this cluster, for charts that pull
-        from NGC (NeMo, NIM). The namespace's name Output carries the dependency on it."""
-        return NgcCredentials(
-            f"{self._name}-{namespace_name}-ngc",
-            namespace.metadata.name,
-            self._ngc_api_key,
-            self.provider,
-            opts=pulumi.ResourceOptions(parent=parent or self),
+    @property
+    def workload_target(self) -> GpuWorkloadTarget:
+        return GpuWorkloadTarget(
+            cluster_name=self._name,
+            provider=self.provider,
+            gpu_tolerations=self.gpu_tolerations,
+            training_tolerations=self.training_tolerations,
+            model_cache_storage_class=self.model_cache_storage_class,
+            shared_storage_class=self.shared_storage_class,
+            gpu_operator_ready=self.gpu_operator_ready,
+            storage_ready=self.storage_ready,
         )

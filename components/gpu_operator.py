@@ -13,8 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import GpuOperatorConfig
-from components.helm import ChartRef, release
-from components.kube import namespace
+from components.helm import ChartRef, release_in_namespace
 
 GPU_OPERATOR_CHART = "gpu-operator"
 GPU_OPERATOR_REPOSITORY = "https://helm.ngc.nvidia.com/nvidia"
@@ -76,18 +75,13 @@ class GpuOperator(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("llmops:gpu:GpuOperator", name, None, opts)
-        operator_namespace = namespace(
-            GPU_OPERATOR_NAMESPACE,
-            pod_security="privileged",
-            parent=self,
-            provider=provider,
-            resource_name=f"{name}-namespace",
-        )
-        self.release = release(
+        _, self.release = release_in_namespace(
             GPU_OPERATOR_RELEASE,
             ChartRef(GPU_OPERATOR_CHART, chart_version, GPU_OPERATOR_REPOSITORY),
-            operator_namespace.metadata.name,
             values,
+            namespace_name=GPU_OPERATOR_NAMESPACE,
+            pod_security="privileged",
+            namespace_resource_name=f"{name}-namespace",
             parent=self,
             provider=provider,
             # The driver container compiles the kernel module on first start; atomic waits for the operator.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-_LABELS = {"app.kubernetes.io/part-of": "llmops-platform"}
+from components.kube import object_meta
 
 
 def gpu_storage_classes(
@@ -27,7 +27,7 @@ def gpu_storage_classes(
     opts = pulumi.ResourceOptions(parent=parent, provider=provider)
     model_cache = k8s.storage.v1.StorageClass(
         f"{name}-model-cache",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=model_cache_class, labels=_LABELS),
+        metadata=object_meta(model_cache_class),
         provisioner="disk.csi.azure.com",
         parameters={
             # Premium SSD v1, not v2: v2 only attaches to zonal VMs and allows no host caching.
@@ -44,7 +44,7 @@ def gpu_storage_classes(
     )
     shared_workspace = k8s.storage.v1.StorageClass(
         f"{name}-shared-workspace",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=shared_workspace_class, labels=_LABELS),
+        metadata=object_meta(shared_workspace_class),
         provisioner="file.csi.azure.com",
         # NFS shares exist only on premium (FileStorage) accounts; the driver creates the account in the node
         # resource group and opens it to the cluster subnet. Premium shares start at 100 GiB.

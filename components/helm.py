@@ -13,6 +13,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.kube import PodSecurityLevel, namespace
+
 
 @dataclass(frozen=True)
 class ChartRef:
@@ -53,3 +55,37 @@ def release(
         timeout=timeout_seconds,
         opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on), protect=protect),
     )
+
+
+def release_in_namespace(
+    name: str,
+    chart: ChartRef,
+    values: Mapping[str, Any],
+    *,
+    namespace_name: str,
+    pod_security: PodSecurityLevel,
+    namespace_resource_name: str,
+    parent: pulumi.Resource,
+    provider: k8s.Provider,
+    timeout_seconds: int = 900,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> tuple[k8s.core.v1.Namespace, k8s.helm.v3.Release]:
+    """A chart in a namespace of its own that enforces `pod_security`: the namespace, and the release in it."""
+    chart_namespace = namespace(
+        namespace_name,
+        pod_security=pod_security,
+        parent=parent,
+        provider=provider,
+        resource_name=namespace_resource_name,
+    )
+    chart_release = release(
+        name,
+        chart,
+        chart_namespace.metadata.name,
+        values,
+        parent=parent,
+        provider=provider,
+        timeout_seconds=timeout_seconds,
+        depends_on=[chart_namespace, *depends_on],
+    )
+    return chart_namespace, chart_release

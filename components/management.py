@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
@@ -11,23 +11,20 @@ from components.aks import AksCluster, ClusterPlacement, PoolSpec
 from components.argo_workflows import ArgoWorkflows, ArtifactRepository
 from components.argocd import ArgoCd
 from components.artifact_storage import STORAGE_BLOB_DATA_CONTRIBUTOR, ArtifactStorage
-from components.config import ChartVersionsConfig, GitOpsConfig, ManagementConfig, MonitoringConfig, PipelinesConfig
+from components.config import (
+    ChartVersionsConfig,
+    GitOpsConfig,
+    ManagementConfig,
+    ManagementSecrets,
+    MonitoringConfig,
+    PipelinesConfig,
+)
 from components.mlflow import Mlflow, MlflowArtifacts
 from components.postgres import PostgresServer
 from components.workload_identity import RoleGrant, WorkloadIdentity
 
 WORKFLOW_ARTIFACTS_CONTAINER = "argo-artifacts"
 MLFLOW_ARTIFACTS_CONTAINER = "mlflow-artifacts"
-
-
-@dataclass(frozen=True)
-class ManagementSecrets:
-    """Secret config the management cluster consumes; each stays a secret Output."""
-
-    gitops_token: pulumi.Output[str]
-    sso_client_secret: pulumi.Output[str] | None
-    mlflow_db_password: pulumi.Output[str] | None
-    mlflow_admin_password: pulumi.Output[str]
 
 
 class ManagementCluster(pulumi.ComponentResource):
@@ -109,9 +106,8 @@ class ManagementCluster(pulumi.ComponentResource):
         )
 
         postgres = None
-        if config.mlflow.backend == "azure-postgres":
-            if secrets.mlflow_db_password is None:
-                raise ValueError("an Azure PostgreSQL backend needs the llmops:mlflowDbPassword secret")
+        # The password is there exactly when the backend is azure-postgres (see ManagementSecrets).
+        if secrets.mlflow_db_password is not None:
             postgres = PostgresServer(
                 f"{name}-postgres",
                 config.mlflow,
@@ -128,7 +124,7 @@ class ManagementCluster(pulumi.ComponentResource):
             chart_version=charts.argo_cd,
             gitops=gitops,
             gitops_token=secrets.gitops_token,
-            sso_client_secret=secrets.sso_client_secret,
+            sso=secrets.sso,
             prometheus_crds=monitoring.prometheus_crds,
             provider=self.provider,
             opts=child,
@@ -146,8 +142,7 @@ class ManagementCluster(pulumi.ComponentResource):
                 container=self.artifact_container,
                 client_id=workflows_identity.client_id,
             ),
-            sso=config.argocd.sso,
-            sso_client_secret=secrets.sso_client_secret,
+            sso=secrets.sso,
             archive=postgres.login(argo_workflows.ARCHIVE_DATABASE) if postgres else None,
             prometheus_crds=monitoring.prometheus_crds,
             provider=self.provider,
@@ -179,16 +174,17 @@ class ManagementCluster(pulumi.ComponentResource):
         self.mlflow_tracking_uri = tracking.tracking_uri
         self.mlflow_credentials_secret = tracking.tracking_credentials_secret
 
-        self.register_outputs(
-            {
-                "clusterName": self.aks.cluster_name,
-                "clusterId": self.aks.cluster_id,
-                "apiServerFqdn": self.aks.fqdn,
-                "argocdUrl": self.argocd_url,
-                "argoWorkflowsUrl": self.argo_workflows_url,
-                "mlflowUrl": self.mlflow_url,
-                "mlflowTrackingUri": self.mlflow_tracking_uri,
-                "artifactStorageAccount": self.artifact_storage_account,
-                "artifactContainer": self.artifact_container,
-            }
-        )
+        # What the management cluster publishes (its kubeconfig, a secret, apart).
+        self.outputs: dict[str, Any] = {
+            "name": self.aks.cluster_name,
+            "resourceId": self.aks.cluster_id,
+            "apiServerFqdn": self.aks.fqdn,
+            "argocdUrl": self.argocd_url,
+            "argoWorkflowsUrl": self.argo_workflows_url,
+            "mlflowUrl": self.mlflow_url,
+            "mlflowTrackingUri": self.mlflow_tracking_uri,
+            "artifactStorageAccount": self.artifact_storage_account,
+            "artifactContainer": self.artifact_container,
+            "pipelinesNamespace": self.pipelines_namespace,
+        }
+        self.register_outputs(self.outputs)

@@ -14,10 +14,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.compute import requests_limits
 from components.config import MlflowConfig
+from components.container_sizing import requests_limits
 from components.helm import ChartRef, release
-from components.kube import namespace
+from components.kube import namespace, object_meta, secret
 from components.postgres import DatabaseLogin
 from components.workload_identity import CLIENT_ID_ANNOTATION, USE_LABEL
 
@@ -33,8 +33,6 @@ DATABASE_SECRET = "mlflow-db"
 TRACKING_CREDENTIALS_SECRET = "mlflow-tracking-credentials"
 DATABASE = "mlflow"
 AUTH_DATABASE = "mlflow_auth"
-
-_LABELS = {"app.kubernetes.io/part-of": "llmops-platform"}
 
 
 @dataclass(frozen=True)
@@ -166,33 +164,26 @@ class Mlflow(pulumi.ComponentResource):
         )
         prerequisites: list[pulumi.Resource] = [
             ns,
-            k8s.core.v1.Secret(
+            secret(
                 f"{name}-admin",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=ADMIN_SECRET, namespace=ns.metadata.name, labels=_LABELS),
-                type="Opaque",
+                object_meta(ADMIN_SECRET, ns.metadata.name),
                 string_data={"username": ADMIN_USERNAME, "password": admin_password},
                 opts=child,
             ),
         ]
         if database is not None:
             prerequisites.append(
-                k8s.core.v1.Secret(
+                secret(
                     f"{name}-db",
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        name=DATABASE_SECRET, namespace=ns.metadata.name, labels=_LABELS
-                    ),
-                    type="Opaque",
+                    object_meta(DATABASE_SECRET, ns.metadata.name),
                     string_data={"username": database.username, "password": database.password},
                     opts=child,
                 )
             )
         # The environment variables the MLflow client reads, ready for `envFrom`.
-        k8s.core.v1.Secret(
+        secret(
             f"{name}-tracking-credentials",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=TRACKING_CREDENTIALS_SECRET, namespace=client_namespace, labels=_LABELS
-            ),
-            type="Opaque",
+            object_meta(TRACKING_CREDENTIALS_SECRET, client_namespace),
             string_data={"MLFLOW_TRACKING_USERNAME": ADMIN_USERNAME, "MLFLOW_TRACKING_PASSWORD": admin_password},
             opts=child,
         )

@@ -15,10 +15,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import NemoConfig
-from components.gpu import GpuCluster
+from components.gpu import GpuWorkloadTarget
 from components.helm import ChartRef, release
-from components.kube import namespace
-from components.ngc import NGC_API_SECRET, NGC_PULL_SECRET
+from components.ngc import NGC_API_SECRET, NGC_PULL_SECRET, NgcNamespace
 
 NEMO_CHART = "nemo-microservices-helm-chart"
 NEMO_REPOSITORY = "https://helm.ngc.nvidia.com/nvidia/nemo-microservices"
@@ -141,7 +140,6 @@ class NemoMicroservices(pulumi.ComponentResource):
     adapter_namespace: str
     service_urls: dict[str, str]
     entity_store_url: str
-    training_tolerations: list[dict[str, Any]]
     release: k8s.helm.v3.Release
 
     def __init__(
@@ -151,7 +149,7 @@ class NemoMicroservices(pulumi.ComponentResource):
         *,
         chart_version: str,
         guardrails_nim_endpoint: str,
-        gpu: GpuCluster,
+        gpu: GpuWorkloadTarget,
         ngc_api_key: pulumi.Output[str],
         protect: bool,
         depends_on: Sequence[pulumi.Resource] = (),
@@ -167,44 +165,42 @@ class NemoMicroservices(pulumi.ComponentResource):
             if service != "guardrails" or config.guardrails
         }
         self.entity_store_url = self.service_urls["entity-store"]
-        self.training_tolerations = gpu.training_tolerations
 
-        # `baseline`: the umbrella chart bundles third-party subcharts (Bitnami PostgreSQL, Milvus, an
-        # OpenTelemetry collector) that do not all meet `restricted`; none of them needs host access.
-        ns = namespace(
+        ngc = NgcNamespace(
+            name,
             config.namespace,
+            # `baseline`: the umbrella chart bundles third-party subcharts (Bitnami PostgreSQL, Milvus, an
+            # OpenTelemetry collector) that do not all meet `restricted`; none of them needs host access.
             pod_security="baseline",
+            helm_repository=NEMO_REPOSITORY,
+            gpu=gpu,
+            ngc_api_key=ngc_api_key,
             parent=self,
-            provider=gpu.provider,
-            resource_name=f"{name}-ns",
         )
-        credentials = gpu.ngc_credentials(config.namespace, ns, parent=self)
         self.release = release(
             NEMO_RELEASE,
             ChartRef(NEMO_CHART, chart_version, NEMO_REPOSITORY),
-            ns.metadata.name,
+            ngc.namespace.metadata.name,
             nemo_values(
                 config,
                 guardrails_nim_endpoint=guardrails_nim_endpoint,
                 shared_storage_class=gpu.shared_storage_class,
                 model_cache_storage_class=gpu.model_cache_storage_class,
-                training_tolerations=self.training_tolerations,
+                training_tolerations=gpu.training_tolerations,
             ),
             parent=self,
             provider=gpu.provider,
             # A cold install pulls a dozen images and runs database migrations before every service is ready.
             timeout_seconds=3600,
-            depends_on=[credentials, *gpu.storage_ready, *depends_on],
-            repository_credentials=k8s.helm.v3.RepositoryOptsArgs(
-                repo=NEMO_REPOSITORY, username="$oauthtoken", password=pulumi.Output.secret(ngc_api_key)
-            ),
+            depends_on=[ngc.credentials, *gpu.storage_ready, *depends_on],
+            repository_credentials=ngc.helm_repository,
             # The chart-managed databases hold every dataset, model and adapter record.
             protect=protect,
         )
-        self.register_outputs(
-            {
-                "namespace": self.namespace_name,
-                "adapterNamespace": self.adapter_namespace,
-                "serviceUrls": self.service_urls,
-            }
-        )
+        # What NeMo publishes: its namespaces and the in-cluster URL of each enabled service.
+        self.outputs: dict[str, Any] = {
+            "namespace": self.namespace_name,
+            "adapterNamespace": self.adapter_namespace,
+            "serviceUrls": self.service_urls,
+        }
+        self.register_outputs(self.outputs)

@@ -12,10 +12,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import NimConfig, NimModelConfig
-from components.gpu import GpuCluster
+from components.gpu import GpuWorkloadTarget
 from components.helm import ChartRef, release
-from components.kube import namespace
-from components.ngc import NGC_API_SECRET, NGC_PULL_SECRET
+from components.ngc import NGC_API_SECRET, NGC_PULL_SECRET, NgcNamespace
 
 NIM_CHART = "nim-llm"
 NIM_REPOSITORY = "https://helm.ngc.nvidia.com/nim"
@@ -141,7 +140,7 @@ def nim_values(
     return values
 
 
-class NimService(pulumi.ComponentResource):
+class ServedModel(pulumi.ComponentResource):
     """One model served by NIM: its release and where to reach it inside the cluster."""
 
     model: str
@@ -166,6 +165,7 @@ class NimService(pulumi.ComponentResource):
         depends_on: Sequence[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        # The type token predates the class name.
         super().__init__("llmops:nim:NimService", name, None, opts)
         self.model = model.model
         self.service_name = model.name
@@ -186,14 +186,21 @@ class NimService(pulumi.ComponentResource):
             # In prod a deleted or replaced release takes serving down and orphans the model caches.
             protect=protect,
         )
-        self.register_outputs({"model": self.model, "url": self.url, "lora": self.lora})
+        self.outputs: dict[str, Any] = {
+            "name": self.service_name,
+            "model": self.model,
+            "url": self.url,
+            "port": self.port,
+            "lora": self.lora,
+        }
+        self.register_outputs(self.outputs)
 
 
 class NimServing(pulumi.ComponentResource):
-    """The NIM namespace with its NGC credentials and one NimService per configured model."""
+    """The NIM namespace with its NGC credentials and one ServedModel per configured model."""
 
     namespace_name: str
-    services: list[NimService]
+    models: list[ServedModel]
 
     def __init__(
         self,
@@ -203,31 +210,30 @@ class NimServing(pulumi.ComponentResource):
         chart_version: str,
         peft_source: str,
         prometheus: bool,
-        gpu: GpuCluster,
+        gpu: GpuWorkloadTarget,
         ngc_api_key: pulumi.Output[str],
         protect: bool,
-        lora_source: Sequence[pulumi.Resource] = (),
+        peft_source_ready: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """`lora_source`: what must be up before a LoRA-enabled NIM starts polling `peft_source`."""
+        """`peft_source`: the Entity Store URL LoRA-enabled NIMs poll for adapters; `peft_source_ready`: what must
+        be up before they start polling it."""
         super().__init__("llmops:nim:NimServing", name, None, opts)
         self.namespace_name = config.namespace
-        ns = namespace(
+        ngc = NgcNamespace(
+            name,
             config.namespace,
             pod_security="restricted",
+            helm_repository=NIM_REPOSITORY,
+            gpu=gpu,
+            ngc_api_key=ngc_api_key,
             parent=self,
-            provider=gpu.provider,
-            resource_name=f"{name}-ns",
         )
-        credentials = gpu.ngc_credentials(config.namespace, ns, parent=self)
-        repository_credentials = k8s.helm.v3.RepositoryOptsArgs(
-            repo=NIM_REPOSITORY, username="$oauthtoken", password=pulumi.Output.secret(ngc_api_key)
-        )
-        self.services = [
-            NimService(
+        self.models = [
+            ServedModel(
                 f"{name}-{model.name}",
                 model,
-                nim_namespace=ns.metadata.name,
+                nim_namespace=ngc.namespace.metadata.name,
                 namespace_name=config.namespace,
                 chart_version=chart_version,
                 values=nim_values(
@@ -237,22 +243,22 @@ class NimServing(pulumi.ComponentResource):
                     gpu_tolerations=gpu.gpu_tolerations,
                     prometheus=prometheus,
                 ),
-                repository_credentials=repository_credentials,
+                repository_credentials=ngc.helm_repository,
                 provider=gpu.provider,
                 protect=protect,
                 depends_on=[
-                    credentials,
+                    ngc.credentials,
                     *gpu.gpu_operator_ready,
                     *gpu.storage_ready,
-                    *(lora_source if model.lora.enabled else ()),
+                    *(peft_source_ready if model.lora.enabled else ()),
                 ],
                 opts=pulumi.ResourceOptions(parent=self),
             )
             for model in config.models
         ]
-        self.register_outputs(
-            {
-                "namespace": self.namespace_name,
-                "models": [{"model": s.model, "url": s.url, "lora": s.lora} for s in self.services],
-            }
-        )
+        # What NIM publishes: its namespace and, per model, where it is served and whether it takes adapters.
+        self.outputs: dict[str, Any] = {
+            "namespace": self.namespace_name,
+            "models": [served.outputs for served in self.models],
+        }
+        self.register_outputs(self.outputs)

@@ -19,6 +19,8 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.config import PipelinesConfig
+from components.gateway_routes import NemoPublicUrls
+from components.kube import custom_object, object_meta, secret
 
 PIPELINES_DIR = Path(__file__).resolve().parent.parent / "pipelines"
 IMAGE_PLACEHOLDER = "llmops.local/pipeline-steps:placeholder"
@@ -38,6 +40,59 @@ class PipelineEnvironment:
     service_urls: Mapping[str, pulumi.Input[str]]  # argument name -> URL, e.g. "customizer-url"
     defaults: Mapping[str, str]  # argument name -> default for every workflow, e.g. "regression-tolerance"
     workflow_defaults: Mapping[str, Mapping[str, str]]  # workflow name -> argument defaults for it alone
+
+
+@dataclass(frozen=True)
+class PipelineModel:
+    """A model NIM serves, as the pipelines reach it."""
+
+    model: str
+    # Workflow pods run on the management cluster and reach NIM through the gateway.
+    gateway_url: str
+    # NeMo Evaluator, inside the GPU cluster, reaches NIM by its in-cluster URL.
+    in_cluster_url: str
+
+
+def pipeline_environment(
+    config: PipelinesConfig,
+    *,
+    nemo: NemoPublicUrls,
+    models: Sequence[PipelineModel],
+    customization_target: str,
+    adapter_namespace: str,
+    mlflow_tracking_uri: str,
+) -> PipelineEnvironment:
+    """The values of the templates' empty arguments: `models` in config order (the first is the one fine-tuned
+    and evaluated), `customization_target` the Customizer target (`<model>@<version>`) adapters start from."""
+    judge = next((m for m in models if m.model == config.judge_model), models[0])
+    base_model, _, base_version = customization_target.partition("@")
+    service_urls: dict[str, pulumi.Input[str]] = {
+        "datastore-url": nemo.data_store,
+        "entity-store-url": nemo.entity_store,
+        "customizer-url": nemo.customizer,
+        "evaluator-url": nemo.evaluator,
+        "nim-url": models[0].gateway_url,
+        "evaluator-nim-url": models[0].in_cluster_url,
+        "judge-url": judge.gateway_url,
+        "mlflow-tracking-uri": mlflow_tracking_uri,
+    }
+    defaults = {
+        "namespace": adapter_namespace,
+        "base-model": base_model,
+        "base-model-version": base_version,
+        "judge-model": config.judge_model,
+        "regression-tolerance": str(config.regression_tolerance),
+    }
+    if len(models) > 1:
+        # A second served model is the natural candidate when a new base model is evaluated.
+        service_urls["candidate-nim-url"] = models[1].gateway_url
+        service_urls["candidate-evaluator-nim-url"] = models[1].in_cluster_url
+        defaults["candidate-model"] = models[1].model
+    return PipelineEnvironment(
+        service_urls=service_urls,
+        defaults=defaults,
+        workflow_defaults={"lora-finetune-evaluate-deploy": {"min-business-gain": str(config.min_business_gain)}},
+    )
 
 
 @dataclass(frozen=True)
@@ -167,14 +222,9 @@ class PipelineTemplates(pulumi.ComponentResource):
 
         if gateway_api_key is not None:
             # Steps reach NeMo and NIM through the gateway; the templates read the key from here.
-            k8s.core.v1.Secret(
+            secret(
                 f"{name}-gateway-credentials",
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=GATEWAY_CREDENTIALS_SECRET,
-                    namespace=namespace,
-                    labels={"app.kubernetes.io/part-of": "llmops-platform"},
-                ),
-                type="Opaque",
+                object_meta(GATEWAY_CREDENTIALS_SECRET, namespace),
                 string_data={"api-key": gateway_api_key},
                 opts=child,
             )
@@ -213,7 +263,7 @@ class PipelineTemplates(pulumi.ComponentResource):
         metadata = copy.deepcopy(body["metadata"])
         if namespace is not None:
             metadata["namespace"] = namespace
-        return k8s.apiextensions.CustomResource(
+        return custom_object(
             f"{name}-{body['metadata']['name']}",
             api_version=ARGO_API_VERSION,
             kind=body["kind"],

@@ -8,13 +8,13 @@ from components.aks import ClusterPlacement
 from components.argocd import NAMESPACE as ARGOCD_NAMESPACE
 from components.azure_base import AzureBase
 from components.config import PlatformConfig, PlatformSecrets
-from components.gateway import EnvoyGateway, exposed_backends
+from components.gateway import EnvoyGateway
 from components.gitops import GitOpsWiring
 from components.gpu import GpuCluster
-from components.management import ManagementCluster, ManagementSecrets
+from components.management import ManagementCluster
 from components.nemo import NemoMicroservices
 from components.nim import NimServing, nim_service_url
-from components.pipelines import PipelineEnvironment, PipelineTemplates
+from components.pipelines import PipelineModel, PipelineTemplates, pipeline_environment
 from components.volcano import Volcano
 
 
@@ -58,12 +58,7 @@ class Platform(pulumi.ComponentResource):
             monitoring=config.monitoring,
             gitops=config.gitops,
             pipelines=config.pipelines,
-            secrets=ManagementSecrets(
-                gitops_token=secrets.gitops_token,
-                sso_client_secret=secrets.sso_client_secret,
-                mlflow_db_password=secrets.mlflow_db_password,
-                mlflow_admin_password=secrets.mlflow_admin_password,
-            ),
+            secrets=secrets.management,
             opts=child,
         )
         self.gpu = GpuCluster(
@@ -71,7 +66,6 @@ class Platform(pulumi.ComponentResource):
             config.gpu_cluster,
             placement(base.gpu_subnet_id) if base.gpu_subnet_id is not None else None,
             existing_kubeconfig=secrets.gpu_cluster_kubeconfig,
-            ngc_api_key=secrets.ngc_api_key,
             charts=config.charts,
             monitoring=config.monitoring,
             protect=config.protect,
@@ -93,7 +87,7 @@ class Platform(pulumi.ComponentResource):
             config.nemo,
             chart_version=config.charts.nemo_microservices,
             guardrails_nim_endpoint=f"{nim_service_url(config.nim.namespace, config.nim.models[0])}/v1",
-            gpu=self.gpu,
+            gpu=self.gpu.workload_target,
             ngc_api_key=secrets.ngc_api_key,
             protect=config.protect,
             depends_on=[self.volcano.release],
@@ -105,22 +99,23 @@ class Platform(pulumi.ComponentResource):
             chart_version=config.charts.nim_llm,
             peft_source=self.nemo.entity_store_url,
             prometheus=config.monitoring.prometheus_crds,
-            gpu=self.gpu,
+            gpu=self.gpu.workload_target,
             ngc_api_key=secrets.ngc_api_key,
             protect=config.protect,
-            lora_source=[self.nemo.release],
+            peft_source_ready=[self.nemo.release],
             opts=child,
         )
 
         # Every request into the GPU cluster passes the gateway. ArgoCD reaches the GPU apiserver through its TLS
         # passthrough when that is on (at the gateway's name, verifying the apiserver's), else at its endpoint.
-        backends_ready = [self.nemo.release, *(service.release for service in self.nim.services)]
+        backends_ready = [self.nemo.release, *(served.release for served in self.nim.models)]
         self.gateway = EnvoyGateway(
             f"{config.environment}-gateway",
             config.gateway,
             chart_version=config.charts.envoy_gateway,
             cert_manager_version=config.charts.cert_manager,
-            backends=exposed_backends(self.nemo.service_urls, {s.service_name: s.url for s in self.nim.services}),
+            nemo_service_urls=self.nemo.service_urls,
+            nim_urls={served.service_name: served.url for served in self.nim.models},
             api_endpoint=self.gpu.api_endpoint,
             api_key=secrets.gateway_api_key,
             provider=self.gpu.provider,
@@ -146,119 +141,35 @@ class Platform(pulumi.ComponentResource):
             f"{config.environment}-pipelines",
             config.pipelines,
             namespace=self.management.pipelines_namespace,
-            environment=self._pipeline_environment(config),
+            # Workflow pods run on the management cluster and reach NeMo and NIM through the gateway.
+            environment=pipeline_environment(
+                config.pipelines,
+                nemo=self.gateway.public_urls.nemo,
+                models=[
+                    PipelineModel(served.model, self.gateway.public_urls.nim[served.service_name], served.url)
+                    for served in self.nim.models
+                ],
+                customization_target=config.nemo.customization_targets[0],
+                adapter_namespace=self.nemo.adapter_namespace,
+                mlflow_tracking_uri=self.management.mlflow_tracking_uri,
+            ),
             provider=self.management.provider,
             workflows_release=self.management.workflows_release,
-            gateway_api_key=secrets.gateway_api_key if config.gateway.auth == "api-key" else None,
+            gateway_api_key=secrets.gateway_api_key,
             opts=child,
         )
 
         self.outputs: dict[str, pulumi.Input[object]] = {
             "environment": config.environment,
             "resourceGroupName": base.resource_group_name,
-            "managementCluster": {
-                "name": self.management.aks.cluster_name,
-                "resourceId": self.management.aks.cluster_id,
-                "apiServerFqdn": self.management.aks.fqdn,
-                "argocdUrl": self.management.argocd_url,
-                "argoWorkflowsUrl": self.management.argo_workflows_url,
-                "mlflowUrl": self.management.mlflow_url,
-                "mlflowTrackingUri": self.management.mlflow_tracking_uri,
-                "artifactStorageAccount": self.management.artifact_storage_account,
-                "artifactContainer": self.management.artifact_container,
-                "pipelinesNamespace": self.management.pipelines_namespace,
-            },
+            "managementCluster": self.management.outputs,
             "managementKubeconfig": self.management.aks.kubeconfig,
-            "gpuCluster": {
-                "mode": self.gpu.mode,
-                "apiEndpoint": self.gpu.api_endpoint,
-                "pools": [
-                    {
-                        "name": p.name,
-                        "vmSize": p.vm_size,
-                        "gpusPerNode": p.gpus_per_node,
-                        "minCount": p.min_count,
-                        "maxCount": p.max_count,
-                        "spot": p.spot,
-                    }
-                    for p in self.gpu.pools
-                ],
-                "storageClasses": {
-                    "modelCache": self.gpu.model_cache_storage_class,
-                    "sharedWorkspace": self.gpu.shared_storage_class,
-                },
-                "gpuOperatorManaged": self.gpu.gpu_operator_managed,
-            },
+            "gpuCluster": self.gpu.outputs,
             "gpuKubeconfig": self.gpu.kubeconfig,
-            "nemo": {
-                "namespace": self.nemo.namespace_name,
-                "adapterNamespace": self.nemo.adapter_namespace,
-                "serviceUrls": self.nemo.service_urls,
-            },
-            "nim": {
-                "namespace": self.nim.namespace_name,
-                "models": [
-                    {
-                        "name": service.service_name,
-                        "model": service.model,
-                        "url": service.url,
-                        "port": service.port,
-                        "lora": service.lora,
-                    }
-                    for service in self.nim.services
-                ],
-            },
-            "gateway": {
-                # The LoadBalancer address is known only once Azure assigns it: read it from this Service.
-                "serviceName": self.gateway.service_name,
-                "hostnames": self.gateway.hostnames,
-                "urls": self.gateway.urls,
-                "apiServerHostname": self.gateway.api_server_hostname,
-                "apiServerTlsServerName": self.gateway.api_server_sni,
-            },
-            "gitops": {
-                "clusterName": self.gitops.cluster_name,
-                "server": self.gitops.server,
-                "project": self.gitops.project,
-                "application": self.gitops.application,
-            },
+            "nemo": self.nemo.outputs,
+            "nim": self.nim.outputs,
+            "gateway": self.gateway.outputs,
+            "gitops": self.gitops.outputs,
             "pipelines": self.pipelines.catalog,
         }
         self.register_outputs(self.outputs)
-
-    def _pipeline_environment(self, config: PlatformConfig) -> PipelineEnvironment:
-        """Workflow pods run on the management cluster: they reach NeMo and NIM through the gateway, while
-        NeMo Evaluator, inside the GPU cluster, reaches NIM by its in-cluster URL."""
-        urls = self.gateway.urls
-        serving = self.nim.services
-        judge = next((s for s in serving if s.model == config.pipelines.judge_model), serving[0])
-        base_model, _, base_version = config.nemo.customization_targets[0].partition("@")
-        service_urls: dict[str, pulumi.Input[str]] = {
-            "datastore-url": urls["nemo-data-store"],
-            "entity-store-url": urls["nemo-entity-store"],
-            "customizer-url": urls["nemo-customizer"],
-            "evaluator-url": urls["nemo-evaluator"],
-            "nim-url": urls[f"nim-{serving[0].service_name}"],
-            "evaluator-nim-url": serving[0].url,
-            "judge-url": urls[f"nim-{judge.service_name}"],
-            "mlflow-tracking-uri": self.management.mlflow_tracking_uri,
-        }
-        defaults = {
-            "namespace": self.nemo.adapter_namespace,
-            "base-model": base_model,
-            "base-model-version": base_version,
-            "judge-model": config.pipelines.judge_model,
-            "regression-tolerance": str(config.pipelines.regression_tolerance),
-        }
-        if len(serving) > 1:
-            # A second served model is the natural candidate when a new base model is evaluated.
-            service_urls["candidate-nim-url"] = urls[f"nim-{serving[1].service_name}"]
-            service_urls["candidate-evaluator-nim-url"] = serving[1].url
-            defaults["candidate-model"] = serving[1].model
-        return PipelineEnvironment(
-            service_urls=service_urls,
-            defaults=defaults,
-            workflow_defaults={
-                "lora-finetune-evaluate-deploy": {"min-business-gain": str(config.pipelines.min_business_gain)}
-            },
-        )

@@ -16,8 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.helm import ChartRef, release
-from components.kube import namespace
+from components.helm import ChartRef, release_in_namespace
 
 VOLCANO_REPOSITORY = "https://volcano-sh.github.io/helm-charts"
 VOLCANO_NAMESPACE = "volcano-system"
@@ -57,20 +56,15 @@ class Volcano(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("llmops:volcano:Volcano", name, None, opts)
-        # `baseline`, not `privileged`: with colocation off the chart deploys no node agent, and the scheduler,
-        # controllers and webhook only add DAC_OVERRIDE, which baseline allows (restricted does not).
-        self.namespace = namespace(
-            VOLCANO_NAMESPACE,
-            pod_security="baseline",
-            parent=self,
-            provider=provider,
-            resource_name=f"{name}-ns",
-        )
-        self.release = release(
+        self.namespace, self.release = release_in_namespace(
             "volcano",
             ChartRef("volcano", version, VOLCANO_REPOSITORY),
-            self.namespace.metadata.name,
             volcano_values(job_namespaces),
+            namespace_name=VOLCANO_NAMESPACE,
+            # `baseline`, not `privileged`: with colocation off the chart deploys no node agent, and the scheduler,
+            # controllers and webhook only add DAC_OVERRIDE, which baseline allows (restricted does not).
+            pod_security="baseline",
+            namespace_resource_name=f"{name}-ns",
             parent=self,
             provider=provider,
         )

@@ -29,7 +29,8 @@ class RoleGrant:
     scope: pulumi.Input[str]
 
 
-def _role_definition_id(subscription_id: pulumi.Output[str], role: str) -> pulumi.Output[str]:
+def built_in_role_definition_id(subscription_id: pulumi.Output[str], role: str) -> pulumi.Output[str]:
+    """The full id of the built-in role `role` (a GUID) as a role assignment in `subscription_id` names it."""
     return subscription_id.apply(
         lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role}"
     )
@@ -89,7 +90,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
                 # Set explicitly: a just-created identity may not have replicated yet, and ARM would then
                 # fail to look up its type.
                 principal_type="ServicePrincipal",
-                role_definition_id=_role_definition_id(client.subscription_id, grant.role_definition_id),
+                role_definition_id=built_in_role_definition_id(client.subscription_id, grant.role_definition_id),
                 scope=grant.scope,
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         return 2
 
-    from policies import cost
-    from policies.pack import PACK_ENFORCEMENT, POLICIES, POLICY_CONFIG
+    from policies.pack import cost
+    from policies.pack.catalog import PACK_ENFORCEMENT, POLICIES, POLICY_CONFIG
 
     budget = options_from_stack_config(config if config is not None else stack_config(args.stack))
     # The stack's budget reaches the cost policy as policy config, here and under `pulumi preview`.

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.facts import GPU_SKUS, is_gpu_vm_size
-from planner.cost import AGENT_POOL, HELM_RELEASE, chart_of
-from planner.mocks import Registration
 from planner.values import unwrap
+from policies.pack.gpu_sizes import is_gpu_vm_size
+from policies.pack.props import chart_name
+from policies.pack.record import Registration
+from policies.pack.tokens import AGENT_POOL, HELM_RELEASE
 
 DURATIONS_PATH = Path(__file__).resolve().parent.parent / "facts" / "durations.json"
 
@@ -41,11 +42,10 @@ def duration_of(registration: Registration, durations: Mapping[str, Any] | None 
     inputs = unwrap(registration.inputs)
     if type_ == HELM_RELEASE:
         charts = table["helmCharts"]
-        entry = charts["charts"].get(chart_of(inputs))
+        entry = charts["charts"].get(chart_name(inputs))
         return int(entry["seconds"]) if entry else int(charts["defaultSeconds"])
     if type_ == AGENT_POOL:
-        vm_size = str(inputs.get("vmSize") or "")
-        gpu = vm_size in GPU_SKUS or is_gpu_vm_size(vm_size)
+        gpu = is_gpu_vm_size(str(inputs.get("vmSize") or ""))
         return int(table["agentPool"]["gpuSeconds" if gpu else "cpuSeconds"])
     if type_ in table["byType"]:
         return int(table["byType"][type_]["seconds"])
@@ -151,7 +151,8 @@ def analyse(registrations: Iterable[Registration], durations: Mapping[str, Any] 
     for urn in waits:
         visit(urn, frozenset())
     path: list[Step] = []
-    current = max(finish, key=lambda u: finish[u], default=None)
+    # Ties go to the greatest URN so the reported path does not depend on registration order.
+    current = max(finish, key=lambda u: (finish[u], u), default=None)
     while current is not None:
         r = by_urn[current]
         path.append(Step(current, r.name, r.type, seconds[current], start[current], finish[current]))

@@ -6,86 +6,28 @@ environment's Python); the working tree's planner runs beside it; the two plan.j
 by URN: resources added, removed and changed, with input-level differences as dotted paths (old -> new),
 plus the stack outputs, policy violations, monthly cost and critical path.
 
-Secrets never appear: plan.json holds "[secret]" in their place. To still show that a secret changed,
-both planners get a one-off random key (`LLMOPS_PLAN_DIGEST_KEY`) and record a keyed digest of each
-secret value under `secretDigests`; the key dies with this process, so the digests reveal nothing.
+Secrets never appear: plan.json holds "[secret]" in their place; a secret that changed shows as
+"[secret] changed", told by the keyed digests both planners record (see `planner.digests`).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
-import os
 import re
-import secrets
-import subprocess
 import sys
-import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pulumi.output import Unknown
-from pulumi.runtime import rpc
+from planner.digests import raw_key
+from planner.revisions import DiffError, plan_revisions
+from planner.values import SECRET
 
-from planner.mocks import Registration
-from planner.values import SECRET, UNKNOWN, unwrap
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-DIGEST_ENV = "LLMOPS_PLAN_DIGEST_KEY"
 ABSENT = object()
 SECRET_CHANGED = "[secret] changed"
 DEPENDENCIES = "(dependencies)"
-
-
-# ------------------------------------------------------------------------------------------------------
-# Secret digests (written into plan.json by render when the key is set)
-# ------------------------------------------------------------------------------------------------------
-
-
-def _stable(value: Any) -> Any:
-    if isinstance(value, Unknown):
-        return UNKNOWN
-    if isinstance(value, Mapping):
-        return {str(k): _stable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_stable(v) for v in value]
-    return value
-
-
-def _raw_key(path: Iterable[str | int]) -> str:
-    return json.dumps(list(path))
-
-
-def secret_digests(registrations: Iterable[Registration], key: bytes) -> dict[str, dict[str, str]]:
-    """URN -> {raw path of each secret input: keyed digest of its value}."""
-    found: dict[str, dict[str, str]] = {}
-
-    def walk(value: Any, path: tuple[str | int, ...], into: dict[str, str]) -> None:
-        if rpc.is_rpc_secret(value):
-            text = json.dumps(_stable(unwrap(value)), sort_keys=True, default=str)
-            into[_raw_key(path)] = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:32]
-        elif isinstance(value, Mapping):
-            for k, v in value.items():
-                walk(v, (*path, str(k)), into)
-        elif isinstance(value, list | tuple):
-            for i, v in enumerate(value):
-                walk(v, (*path, i), into)
-
-    for registration in registrations:
-        digests: dict[str, str] = {}
-        walk(registration.inputs, (), digests)
-        if digests:
-            found[registration.urn] = digests
-    return found
-
-
-def digests_from_environment(registrations: Iterable[Registration]) -> dict[str, dict[str, str]] | None:
-    key = os.environ.get(DIGEST_ENV)
-    return secret_digests(registrations, bytes.fromhex(key)) if key else None
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -182,7 +124,7 @@ class _Digests:
     new: Mapping[str, str]
 
     def differ(self, old_raw: tuple[str | int, ...], new_raw: tuple[str | int, ...]) -> bool:
-        a, b = self.old.get(_raw_key(old_raw)), self.new.get(_raw_key(new_raw))
+        a, b = self.old.get(raw_key(old_raw)), self.new.get(raw_key(new_raw))
         return a is not None and b is not None and a != b
 
     def changed_under(self, raw: tuple[str | int, ...]) -> bool:
@@ -343,10 +285,8 @@ def render_text(diff: PlanDiff) -> str:
     lines += [f"  {note}" for note in diff.notes]
     if diff.empty:
         lines.append("No resource or output changes.")
-    for r in diff.added:
-        lines.append(f"+ {r['urn']}")
-    for r in diff.removed:
-        lines.append(f"- {r['urn']}")
+    lines += [f"+ {r['urn']}" for r in diff.added]
+    lines += [f"- {r['urn']}" for r in diff.removed]
     for resource in diff.changed:
         lines.append(f"~ {resource.urn}")
         lines += [_change_line(c) for c in resource.changes]
@@ -356,14 +296,22 @@ def render_text(diff: PlanDiff) -> str:
     lines += diff.figures
     if diff.new_violations or diff.resolved_violations:
         lines.append(f"Policies: {len(diff.new_violations)} new violation(s), {len(diff.resolved_violations)} resolved")
-        lines += [f"  + {v}" for v in diff.new_violations]
-        lines += [f"  - {v}" for v in diff.resolved_violations]
+        lines += _violation_lines(diff, "  + ", "  - ")
     return "\n".join(lines) + "\n"
 
 
-def _change_line(change: Change) -> str:
+def _change_cells(change: Change) -> tuple[str, str, str]:
+    """(path, old, new) of a change as shown."""
     old, new = change.describe()
-    return f"    {change.path or '(inputs)'}: {old} → {new}"
+    return change.path or "(inputs)", old, new
+
+
+def _change_line(change: Change) -> str:
+    return "    {}: {} → {}".format(*_change_cells(change))
+
+
+def _violation_lines(diff: PlanDiff, new: str, resolved: str) -> list[str]:
+    return [new + v for v in diff.new_violations] + [resolved + v for v in diff.resolved_violations]
 
 
 def _cell(text: str) -> str:
@@ -412,104 +360,12 @@ def render_markdown(diff: PlanDiff) -> str:
         lines += [_markdown_row(c) for c in diff.outputs]
         lines += ["", "</details>"]
     if diff.new_violations or diff.resolved_violations:
-        lines += ["", "#### Policies", ""]
-        lines += [f"- new: {v}" for v in diff.new_violations]
-        lines += [f"- resolved: {v}" for v in diff.resolved_violations]
+        lines += ["", "#### Policies", "", *_violation_lines(diff, "- new: ", "- resolved: ")]
     return "\n".join(lines) + "\n"
 
 
 def _markdown_row(change: Change) -> str:
-    old, new = change.describe()
-    return f"| {_cell(change.path or '(inputs)')} | {_cell(old)} | {_cell(new)} |"
-
-
-# ------------------------------------------------------------------------------------------------------
-# Planning a git revision in a temporary worktree
-# ------------------------------------------------------------------------------------------------------
-
-
-class DiffError(Exception):
-    pass
-
-
-def _git(*args: str, cwd: Path) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise DiffError(f"git {' '.join(args)}: {result.stderr.strip() or result.stdout.strip()}")
-    return result.stdout.strip()
-
-
-@dataclass
-class _Run:
-    process: subprocess.Popen[str] | None
-    plan: Path
-    project: Path
-    stack: str
-    label: str
-    note: str = ""
-
-
-def _start(project: Path, stack: str, out: Path, env: Mapping[str, str], label: str) -> _Run:
-    """Run a revision's own planner with this environment's Python (not `uv run`, which would sync a
-    second environment or rewrite this one to the base's lock file)."""
-    plan = out / stack / "plan.json"
-    if not (project / "planner" / "__main__.py").exists():
-        return _Run(None, plan, project, stack, label, f"{label} has no offline planner: every resource shows as added")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "planner", "--stack", stack, "--out", str(out)],
-        cwd=project,
-        env={**env, "PYTHONPATH": str(project)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    return _Run(process, plan, project, stack, label)
-
-
-def _finish(run: _Run) -> tuple[dict[str, Any], str]:
-    """The plan document of a run (an empty one, with a note, when the revision has no plan to offer)."""
-    empty: dict[str, Any] = {"stack": run.stack, "resources": []}
-    if run.process is None:
-        return empty, run.note
-    _, stderr = run.process.communicate()
-    if run.plan.exists():
-        return json.loads(run.plan.read_text()), ""
-    if not (run.project / "stacks" / f"Pulumi.{run.stack}.yaml").exists():
-        return empty, f"{run.label} has no stack {run.stack!r}: every resource shows as added"
-    tail = "\n".join(stderr.strip().splitlines()[-15:])
-    raise DiffError(f"the planner of {run.label} failed (exit {run.process.returncode}):\n{tail}")
-
-
-def plan_revisions(
-    base_ref: str, stack: str, head_plan: Path | None = None, project_dir: Path = PROJECT_DIR
-) -> tuple[dict[str, Any], dict[str, Any], list[str], str]:
-    """(base plan, head plan, notes, base label): the base planned in a temporary worktree, the working tree
-    beside it (or `head_plan` when given). The worktree is removed afterwards."""
-    toplevel = Path(_git("rev-parse", "--show-toplevel", cwd=project_dir))
-    sha = _git("rev-parse", "--verify", f"{base_ref}^{{commit}}", cwd=project_dir)
-    relative = project_dir.resolve().relative_to(toplevel.resolve())
-    label = f"{base_ref} ({sha[:10]})"
-    env = {**os.environ, DIGEST_ENV: secrets.token_hex(32)}
-    with tempfile.TemporaryDirectory(prefix="plan-diff-") as temp:
-        tree = Path(temp) / "base"
-        _git("worktree", "add", "--detach", "--quiet", str(tree), sha, cwd=project_dir)
-        head_run: _Run | None = None
-        try:
-            base_run = _start(tree / relative, stack, Path(temp) / "base-plan", env, label)
-            if head_plan is None:
-                head_run = _start(project_dir, stack, Path(temp) / "head-plan", env, "working tree")
-            base, base_note = _finish(base_run)
-            if head_plan is not None:
-                head, head_note = json.loads(head_plan.read_text()), ""
-            elif head_run is not None:
-                head, head_note = _finish(head_run)
-        finally:
-            if head_run is not None and head_run.process is not None and head_run.process.poll() is None:
-                head_run.process.kill()
-                head_run.process.wait()
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=project_dir, capture_output=True)
-            subprocess.run(["git", "worktree", "prune"], cwd=project_dir, capture_output=True)
-    return base, head, [n for n in (base_note, head_note) if n], label
+    return "| {} | {} | {} |".format(*map(_cell, _change_cells(change)))
 
 
 def main(argv: list[str] | None = None) -> int:

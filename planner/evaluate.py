@@ -17,7 +17,8 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import run_in_stack
 
-from planner.mocks import CapturingMonitor, PlanMocks, Registration
+from planner.mocks import CapturingMonitor, PlanMocks
+from policies.pack.record import Registration
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

@@ -13,14 +13,14 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from planner.critical_path import predecessors
-from planner.mocks import Registration
+from policies.pack.record import Registration
+from policies.pack.tokens import KUBERNETES_PROVIDER
 
-KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
 SHARED = "shared"
 _PALETTE = ["#dbe8fb:#3f6fb5", "#dcf2e3:#2f8a4f", "#fdebd3:#b8741a", "#eadcf5:#7b4aa8", "#fbdde0:#b03a48"]
 _SHARED_COLOURS = "#eeeeee:#888888"
@@ -177,6 +177,36 @@ def _escape(text: str) -> str:
     return text.replace('"', "#quot;")
 
 
+def _tree_lines(
+    roots: list[_Node],
+    open_box: Callable[[_Node], list[str]],
+    item: Callable[[str, str, str, str], list[str]],
+    close_box: str,
+) -> list[str]:
+    """The component tree in one notation: each box opened, its parts and sub-components inside, closed;
+    each other node as an item. `item(id, title, rest, lane)` draws a node labelled `title` + `rest`
+    (`rest` is markup: resources and cluster)."""
+    lines: list[str] = []
+
+    def emit(node: _Node, depth: int) -> None:
+        pad = "  " * depth
+        if node.is_box:
+            lines.extend(pad + line for line in open_box(node))
+            for part in node.parts:
+                title = _describe(list(part.resources))
+                lines.extend(f"{pad}  {line}" for line in item(part.id, title, f"<br/>on {part.lane}", part.lane))
+            for child in node.children:
+                emit(child, depth + 1)
+            lines.append(pad + close_box)
+        else:
+            resources = f"<br/>{_describe(list(node.parts[0].resources))}" if node.parts else ""
+            lines.extend(pad + line for line in item(node.id, node.label, f"{resources}<br/>on {node.lane}", node.lane))
+
+    for root in roots:
+        emit(root, 1)
+    return lines
+
+
 def mermaid(registrations: Iterable[Registration]) -> str:
     picture = build(registrations)
     legend = ", ".join(picture.lanes) or "none"
@@ -185,23 +215,12 @@ def mermaid(registrations: Iterable[Registration]) -> str:
         fill, stroke = picture.colours(lane)
         lines.append(f"  classDef {_lane_class(lane)} fill:{fill},stroke:{stroke},color:#111")
 
-    def emit(node: _Node, depth: int) -> None:
-        pad = "  " * depth
-        if node.is_box:
-            lines.append(f'{pad}subgraph {node.id}["{_escape(node.label)}{_on(node.lane)}"]')
-            for part in node.parts:
-                lines.append(f'{pad}  {part.id}["{_escape(_describe(list(part.resources)))}<br/>on {part.lane}"]')
-                lines.append(f"{pad}  class {part.id} {_lane_class(part.lane)}")
-            for child in node.children:
-                emit(child, depth + 1)
-            lines.append(f"{pad}end")
-        else:
-            resources = f"<br/>{_describe(list(node.parts[0].resources))}" if node.parts else ""
-            lines.append(f'{pad}{node.id}["{_escape(node.label)}{resources}<br/>on {node.lane}"]')
-            lines.append(f"{pad}class {node.id} {_lane_class(node.lane)}")
+    def node(node_id: str, title: str, rest: str, lane: str) -> list[str]:
+        return [f'{node_id}["{_escape(title)}{rest}"]', f"class {node_id} {_lane_class(lane)}"]
 
-    for root in picture.roots:
-        emit(root, 1)
+    lines += _tree_lines(
+        picture.roots, lambda box: [f'subgraph {box.id}["{_escape(box.label)}{_on(box.lane)}"]'], node, "end"
+    )
     for (a, b), count in sorted(picture.edges.items()):
         lines.append(f'  {a} -- "{count} dependenc{"y" if count == 1 else "ies"}" --> {b}')
     return "\n".join(lines) + "\n"
@@ -218,28 +237,19 @@ def dot_source(registrations: Iterable[Registration]) -> str:
     def text(label: str) -> str:
         return label.replace('"', '\\"').replace("<br/>", "\\n")
 
-    def box(node_id: str, label: str, lane: str) -> str:
+    def box(node_id: str, title: str, rest: str, lane: str) -> list[str]:
         fill, stroke = picture.colours(lane)
-        return f'{node_id} [label="{text(label)}", fillcolor="{fill}", color="{stroke}"];'
+        return [f'{node_id} [label="{text(title + rest)}", fillcolor="{fill}", color="{stroke}"];']
 
-    def emit(node: _Node, depth: int) -> None:
-        pad = "  " * depth
-        if node.is_box:
-            lines.append(f"{pad}subgraph cluster_{node.id} {{")
-            lines.append(f'{pad}  label="{text(node.label)}{_on(node.lane)}"; style=rounded; color="#999999";')
-            for part in node.parts:
-                lines.append(
-                    f"{pad}  {box(part.id, f'{_describe(list(part.resources))}<br/>on {part.lane}', part.lane)}"
-                )
-            for child in node.children:
-                emit(child, depth + 1)
-            lines.append(f"{pad}}}")
-        else:
-            resources = f"<br/>{_describe(list(node.parts[0].resources))}" if node.parts else ""
-            lines.append(f"{pad}{box(node.id, f'{node.label}{resources}<br/>on {node.lane}', node.lane)}")
-
-    for root in picture.roots:
-        emit(root, 1)
+    lines += _tree_lines(
+        picture.roots,
+        lambda node: [
+            f"subgraph cluster_{node.id} {{",
+            f'  label="{text(node.label)}{_on(node.lane)}"; style=rounded; color="#999999";',
+        ],
+        box,
+        "}",
+    )
     for (a, b), count in sorted(picture.edges.items()):
         lines.append(f'  {a} -> {b} [label="{count}", color="#c0392b", penwidth=1.5];')
     lines.append("}")

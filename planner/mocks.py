@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.settings import get_project, get_stack
+
+from policies.pack.record import Registration
+from policies.pack.tokens import HELM_RELEASE
 
 SUBSCRIPTION_ID = "00000000-0000-4000-8000-000000000000"
 TENANT_ID = "00000000-0000-4000-8000-00000000aaaa"
@@ -132,7 +134,7 @@ class PlanMocks(pulumi_mocks.Mocks):
         inputs = dict(args.inputs)
         if args.typ.startswith("azure-native:"):
             return self._azure(args.typ, args.name, inputs)
-        if args.typ == "kubernetes:helm.sh/v3:Release":
+        if args.typ == HELM_RELEASE:
             release = _plain(inputs.get("name")) or args.name
             namespace = _plain(inputs.get("namespace")) or "default"
             status = {
@@ -220,24 +222,6 @@ class PlanMocks(pulumi_mocks.Mocks):
             return {"kubeconfigs": [{"name": "clusterUser", "value": encoded}]}, []
         self.unanswered_calls.append(args.token)
         return {}, []
-
-
-@dataclass
-class Registration:
-    """One `RegisterResource` request, as the engine would have seen it."""
-
-    urn: str
-    type: str
-    name: str
-    parent: str
-    provider: str
-    dependencies: list[str]
-    property_dependencies: dict[str, list[str]]
-    protect: bool
-    ignore_changes: list[str]
-    custom: bool
-    inputs: dict[str, Any]
-    outputs: dict[str, Any] = field(default_factory=dict)
 
 
 class CapturingMonitor(pulumi_mocks.MockMonitor):

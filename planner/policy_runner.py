@@ -29,7 +29,7 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from planner.mocks import Registration
+from policies.pack.record import Registration, rebuild
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,11 @@ class Verdict:
 
 def _wire(value: Any) -> Any:
     """Captured inputs in the analyzer's wire form: unknowns as the sentinel, secrets signed."""
-    if rpc.is_rpc_secret(value):
-        return {rpc._special_sig_key: rpc._special_secret_sig, "value": _wire(rpc.unwrap_rpc_secret(value))}
-    if isinstance(value, Unknown):
-        return UNKNOWN_STRING_VALUE
-    if isinstance(value, dict):
-        return {k: _wire(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_wire(v) for v in value]
-    return value
+    return rebuild(
+        value,
+        lambda leaf: UNKNOWN_STRING_VALUE if isinstance(leaf, Unknown) else leaf,
+        secret=lambda revealed: {rpc._special_sig_key: rpc._special_secret_sig, "value": revealed},
+    )
 
 
 def _props(registration: Registration) -> Any:

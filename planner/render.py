@@ -11,13 +11,14 @@ from typing import Any
 import yaml
 
 from planner import cost, critical_path, graph
-from planner.diff import digests_from_environment
+from planner.digests import digests_from_environment
 from planner.evaluate import Evaluation
-from planner.mocks import Registration
 from planner.policy_runner import Verdict
 from planner.values import SECRET, redact, unwrap
-
-HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+from policies.pack.pricing.estimate import estimate
+from policies.pack.pricing.report import CostOptions
+from policies.pack.record import Registration
+from policies.pack.tokens import HELM_RELEASE
 
 
 def cluster_of(registration: Registration, by_urn: dict[str, Registration]) -> str:
@@ -39,9 +40,7 @@ def manifest(registration: Registration) -> dict[str, Any]:
     return obj
 
 
-def plan_document(
-    evaluation: Evaluation, verdicts: list[Verdict], budget: cost.CostOptions | None = None
-) -> dict[str, Any]:
+def plan_document(evaluation: Evaluation, verdicts: list[Verdict], budget: CostOptions | None = None) -> dict[str, Any]:
     document = {
         "project": evaluation.project,
         "stack": evaluation.stack,
@@ -67,7 +66,7 @@ def plan_document(
                 {"policy": v.policy, "enforcement": v.enforcement, "urn": v.urn, "message": v.message} for v in verdicts
             ]
         },
-        "cost": cost.estimate(evaluation.registrations, budget).to_json(),
+        "cost": estimate(evaluation.registrations, budget).to_json(),
         "criticalPath": critical_path.analyse(evaluation.registrations).to_json(),
     }
     digests = digests_from_environment(evaluation.registrations)
@@ -78,7 +77,7 @@ def plan_document(
 
 
 def write_plan(
-    evaluation: Evaluation, verdicts: list[Verdict], out_dir: Path, budget: cost.CostOptions | None = None
+    evaluation: Evaluation, verdicts: list[Verdict], out_dir: Path, budget: CostOptions | None = None
 ) -> Path:
     """Replace `out_dir` with the plan of this evaluation."""
     if out_dir.exists():
@@ -139,7 +138,7 @@ def _tree_lines(evaluation: Evaluation) -> list[str]:
     return lines
 
 
-def summary(evaluation: Evaluation, verdicts: list[Verdict], budget: cost.CostOptions | None = None) -> str:
+def summary(evaluation: Evaluation, verdicts: list[Verdict], budget: CostOptions | None = None) -> str:
     lines = [f"Plan of {evaluation.project}/{evaluation.stack} (offline; Pulumi mocks, preview semantics)", ""]
     lines.append("Components:")
     lines += _tree_lines(evaluation)
@@ -164,7 +163,7 @@ def summary(evaluation: Evaluation, verdicts: list[Verdict], budget: cost.CostOp
     for v in mandatory + advisory:
         lines.append(f"  [{v.enforcement}] {v.policy}: {v.message}  ({v.urn.rsplit('::', 1)[-1] or 'stack'})")
     lines.append("")
-    lines += cost.summary_lines(cost.estimate(evaluation.registrations, budget))
+    lines += cost.summary_lines(estimate(evaluation.registrations, budget))
     lines.append("")
     path = critical_path.analyse(evaluation.registrations)
     lines += critical_path.summary_lines(path, evaluation.registrations)

@@ -6,38 +6,31 @@ from typing import Any
 
 import pulumi
 from pulumi.output import Unknown
-from pulumi.runtime import rpc
+
+from policies.pack.record import integral, rebuild
 
 SECRET = "[secret]"
 UNKNOWN = "[unknown]"
 
 
-def redact(value: Any) -> Any:
-    """Plain JSON-able data: secrets become "[secret]", unknowns "[unknown]"."""
-    if rpc.is_rpc_secret(value):
-        return SECRET
+def _printable(value: Any) -> Any:
     if isinstance(value, Unknown):
         return UNKNOWN
-    if isinstance(value, dict):
-        return {str(k): redact(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact(v) for v in value]
     if isinstance(value, pulumi.Resource):
         return f"[resource {type(value).__name__}]"
-    if isinstance(value, float) and value.is_integer():
-        # The wire format has only doubles; counts and sizes read better as integers.
-        return int(value)
-    return value
+    return integral(value)
+
+
+def redact(value: Any) -> Any:
+    """Plain JSON-able data: secrets become "[secret]", unknowns "[unknown]"."""
+    return rebuild(value, _printable, secret=lambda _: SECRET)
 
 
 def unwrap(value: Any) -> Any:
     """Data with secrets revealed and unknowns kept, for checks that must see real values."""
-    if rpc.is_rpc_secret(value):
-        return unwrap(rpc.unwrap_rpc_secret(value))
-    if isinstance(value, dict):
-        return {str(k): unwrap(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [unwrap(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+    return rebuild(value, integral)
+
+
+def stable(value: Any) -> Any:
+    """Data with secrets revealed and unknowns as "[unknown]": the same value always prints the same."""
+    return rebuild(value, lambda leaf: UNKNOWN if isinstance(leaf, Unknown) else integral(leaf))

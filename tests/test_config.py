@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import ConfigError, parse_config, raw_config_from_pulumi
+from components.config import SECRET_KEYS, ConfigError, PlatformSecrets, parse_config, raw_config_from_pulumi
 from planner.__main__ import main
 from planner.evaluate import engine_config, evaluate, stack_config
 
@@ -152,3 +152,45 @@ def test_planner_exits_2_with_one_line_per_problem(tmp_path: Path, capsys: pytes
         "llmops:gpuCluster.aks.gpuPools[0].minCount: must be <= maxCount (got 3 > 2)",
     ]
     assert not (tmp_path / "plan").exists()
+
+
+def _loaded(stack: str) -> tuple[Any, dict[str, Any]]:
+    values, _, _ = engine_config(stack_config(stack), [], {})
+    # Stand-ins for the secret Outputs: the hand-out only routes them.
+    return parse_config(raw_config_from_pulumi(values)), {key: object() for key in SECRET_KEYS}
+
+
+def test_each_component_gets_the_secrets_its_config_uses() -> None:
+    dev, given = _loaded("dev")
+    secrets = PlatformSecrets.from_config(dev, given)
+    assert secrets.ngc_api_key is given["ngcApiKey"]
+    assert secrets.gateway_api_key is given["gatewayApiKey"]
+    assert secrets.management.gitops_token is given["gitopsToken"]
+    assert secrets.management.mlflow_admin_password is given["mlflowAdminPassword"]
+    # dev: AKS GPU pools, no SSO, in-cluster MLflow database: those secrets are left out even when set.
+    assert (secrets.gpu_cluster_kubeconfig, secrets.management.sso, secrets.management.mlflow_db_password) == (
+        None,
+        None,
+        None,
+    )
+
+    prod, given = _loaded("prod")
+    secrets = PlatformSecrets.from_config(prod, given)
+    assert secrets.gpu_cluster_kubeconfig is given["gpuClusterKubeconfig"]
+    assert secrets.management.mlflow_db_password is given["mlflowDbPassword"]
+    assert secrets.management.sso is not None
+    assert secrets.management.sso.app == prod.management.argocd.sso
+    assert secrets.management.sso.client_secret is given["ssoClientSecret"]
+    assert secrets.gateway_api_key is None  # prod authenticates clients by JWT
+
+
+def test_a_secret_the_config_uses_is_required() -> None:
+    staging, given = _loaded("staging")
+    del given["ssoClientSecret"], given["gatewayApiKey"]
+    with pytest.raises(ConfigError) as raised:
+        PlatformSecrets.from_config(staging, given)
+    # staging signs in with SSO but authenticates gateway clients by JWT: only the SSO secret is missing.
+    assert raised.value.problems == [
+        "llmops:ssoClientSecret: required secret is missing; "
+        "set it with `pulumi config set --secret llmops:ssoClientSecret …`"
+    ]

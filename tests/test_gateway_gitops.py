@@ -14,6 +14,8 @@ from support.plans import SEEDED_SECRETS, Plan
 from support.schemas import validate_core, validate_custom
 
 from components import gateway as gw
+from components import gateway_objects as gwo
+from components import gateway_routes as gwr
 from components import gitops
 from components.config import GatewayConfig, GatewayTlsConfig, PlatformConfig, parse_config
 from planner.evaluate import stack_config
@@ -95,7 +97,7 @@ def test_every_exposed_service_has_a_route(any_stack: Plan) -> None:
         route = routes[name]
         assert route["hostnames"] == [f"{name}.{config.gateway.domain}"]
         assert route["parentRefs"] == [
-            {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw.GATEWAY, "sectionName": "https"}
+            {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gwo.GATEWAY, "sectionName": "https"}
         ]
         [rule] = route["rules"]
         assert rule["backendRefs"] == [
@@ -116,7 +118,9 @@ def test_cross_namespace_backends_are_granted_by_name(any_stack: Plan) -> None:
         wanted.setdefault(ref["namespace"], set()).add(ref["name"])
     assert set(grants) == set(wanted)
     for namespace, grant in grants.items():
-        assert grant["from"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": gw.NAMESPACE}]
+        assert grant["from"] == [
+            {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": gwo.NAMESPACE}
+        ]
         assert {(t["kind"], t["name"]) for t in grant["to"]} == {("Service", s) for s in wanted[namespace]}
 
 
@@ -124,7 +128,7 @@ def test_every_route_is_authenticated_and_rate_limited(any_stack: Plan) -> None:
     config = config_of(any_stack).gateway
     routes = {name_of(any_stack, r) for r in any_stack.of_type(f"{GATEWAY_API}:HTTPRoute")}
     namespaces = {any_stack.inputs(r)["metadata"]["namespace"] for r in any_stack.of_type(f"{GATEWAY_API}:HTTPRoute")}
-    assert namespaces == {gw.NAMESPACE}
+    assert namespaces == {gwo.NAMESPACE}
 
     security = [
         p for p in any_stack.of_type(f"{ENVOY_GATEWAY}:SecurityPolicy") if "authorization" not in spec(any_stack, p)
@@ -141,7 +145,7 @@ def test_every_route_is_authenticated_and_rate_limited(any_stack: Plan) -> None:
             assert provider["remoteJWKS"] == {"uri": config.jwt_jwks_uri}
         else:
             assert policy["apiKeyAuth"]["credentialRefs"] == [
-                {"group": "", "kind": "Secret", "name": gw.API_KEY_SECRET}
+                {"group": "", "kind": "Secret", "name": gwr.API_KEY_SECRET}
             ]
         limiting = [p for p in limits if ("HTTPRoute", route, None) in targets(any_stack, p)]
         assert len(limiting) == 1, route
@@ -154,11 +158,11 @@ def test_every_route_is_authenticated_and_rate_limited(any_stack: Plan) -> None:
 
 def test_api_key_lives_in_a_secret_and_never_in_clear(dev: Plan, staging: Plan) -> None:
     assert config_of(dev).gateway.auth == "api-key"
-    secret = next(r for r in dev.of_type("kubernetes:core/v1:Secret") if name_of(dev, r) == gw.API_KEY_SECRET)
-    assert dev.inputs(secret)["stringData"] == {gw.API_KEY_CLIENT: SEEDED_SECRETS["llmops:gatewayApiKey"]}
+    secret = next(r for r in dev.of_type("kubernetes:core/v1:Secret") if name_of(dev, r) == gwr.API_KEY_SECRET)
+    assert dev.inputs(secret)["stringData"] == {gwr.API_KEY_CLIENT: SEEDED_SECRETS["llmops:gatewayApiKey"]}
     assert redact(secret.inputs)["stringData"] == SECRET
     # JWT stacks carry no key at all.
-    assert not [r for r in staging.of_type("kubernetes:core/v1:Secret") if name_of(staging, r) == gw.API_KEY_SECRET]
+    assert not [r for r in staging.of_type("kubernetes:core/v1:Secret") if name_of(staging, r) == gwr.API_KEY_SECRET]
 
 
 def test_no_secret_in_clear_in_gateway_or_gitops(any_stack: Plan) -> None:
@@ -176,13 +180,13 @@ def test_no_secret_in_clear_in_gateway_or_gitops(any_stack: Plan) -> None:
 def test_passthrough_sni_is_the_apiserver_certificate_name(any_stack: Plan) -> None:
     outputs = any_stack.outputs
     api_host = urlparse(outputs["gpuCluster"]["apiEndpoint"]).hostname
-    listener = gateway_listeners(any_stack)[gw.PASSTHROUGH_LISTENER]
+    listener = gateway_listeners(any_stack)[gwo.PASSTHROUGH_LISTENER]
     assert listener["protocol"] == "TLS" and listener["tls"] == {"mode": "Passthrough"} and listener["port"] == 443
     assert listener["hostname"] == api_host == outputs["gateway"]["apiServerTlsServerName"]
 
     route = spec(any_stack, any_stack.one(f"{GATEWAY_API}:TLSRoute"))
     assert route["hostnames"] == [api_host]
-    assert route["parentRefs"][0]["sectionName"] == gw.PASSTHROUGH_LISTENER
+    assert route["parentRefs"][0]["sectionName"] == gwo.PASSTHROUGH_LISTENER
     assert route["rules"] == [
         {"backendRefs": [{"group": "", "kind": "Service", "name": "kubernetes", "namespace": "default", "port": 443}]}
     ]
@@ -191,7 +195,7 @@ def test_passthrough_sni_is_the_apiserver_certificate_name(any_stack: Plan) -> N
         for r in any_stack.of_type(f"{GATEWAY_API}:ReferenceGrant")
         if any_stack.inputs(r)["metadata"]["namespace"] == "default"
     ]
-    assert grant["from"] == [{"group": "gateway.networking.k8s.io", "kind": "TLSRoute", "namespace": gw.NAMESPACE}]
+    assert grant["from"] == [{"group": "gateway.networking.k8s.io", "kind": "TLSRoute", "namespace": gwo.NAMESPACE}]
     assert grant["to"] == [{"group": "", "kind": "Service", "name": "kubernetes"}]
 
 
@@ -216,7 +220,7 @@ def test_passthrough_admits_only_allowlisted_clients(any_stack: Plan) -> None:
     [allowlist] = [
         p for p in any_stack.of_type(f"{ENVOY_GATEWAY}:SecurityPolicy") if "authorization" in spec(any_stack, p)
     ]
-    assert targets(any_stack, allowlist) == {("Gateway", gw.GATEWAY, gw.PASSTHROUGH_LISTENER)}
+    assert targets(any_stack, allowlist) == {("Gateway", gwo.GATEWAY, gwo.PASSTHROUGH_LISTENER)}
     assert spec(any_stack, allowlist)["authorization"] == {
         "defaultAction": "Deny",
         "rules": [
@@ -356,14 +360,14 @@ def test_envoy_gateway_release_is_the_pinned_oci_chart(any_stack: Plan) -> None:
     assert release["chart"] == "oci://docker.io/envoyproxy/gateway-helm"
     assert release["version"] == version == "v1.9.0"
     assert "repositoryOpts" not in release
-    assert release["namespace"] == gw.NAMESPACE
+    assert release["namespace"] == gwo.NAMESPACE
     assert unknown_values_keys(release["values"], "gateway-helm", version) == []
 
 
 def test_the_gateway_is_the_only_load_balancer(any_stack: Plan) -> None:
     proxy = spec(any_stack, any_stack.one(f"{ENVOY_GATEWAY}:EnvoyProxy"))
     assert proxy["provider"]["kubernetes"]["envoyService"]["type"] == "LoadBalancer"
-    assert any_stack.outputs["gateway"]["serviceName"] == f"{gw.NAMESPACE}/{gw.SERVICE}"
+    assert any_stack.outputs["gateway"]["serviceName"] == f"{gwo.NAMESPACE}/{gw.SERVICE}"
     gateway_class = spec(any_stack, any_stack.one(f"{GATEWAY_API}:GatewayClass"))
     assert gateway_class["parametersRef"]["name"] == name_of(any_stack, any_stack.one(f"{ENVOY_GATEWAY}:EnvoyProxy"))
     assert [v for v in any_stack.verdicts if v.policy == "no-load-balancer-services"] == []
@@ -385,9 +389,9 @@ def test_certificate_comes_from_acme_over_the_gateway(any_stack: Plan) -> None:
         {
             "group": "gateway.networking.k8s.io",
             "kind": "Gateway",
-            "name": gw.GATEWAY,
-            "namespace": gw.NAMESPACE,
-            "sectionName": gw.ACME_LISTENER,
+            "name": gwo.GATEWAY,
+            "namespace": gwo.NAMESPACE,
+            "sectionName": gwo.ACME_LISTENER,
         }
     ]
     certificate = spec(any_stack, any_stack.one("kubernetes:cert-manager.io/v1:Certificate"))
@@ -396,7 +400,7 @@ def test_certificate_comes_from_acme_over_the_gateway(any_stack: Plan) -> None:
     assert listeners["https"]["tls"]["certificateRefs"] == [
         {"group": "", "kind": "Secret", "name": certificate["secretName"]}
     ]
-    assert listeners[gw.ACME_LISTENER]["port"] == 80
+    assert listeners[gwo.ACME_LISTENER]["port"] == 80
 
 
 def test_authored_custom_resources_match_their_crds(any_stack: Plan) -> None:
@@ -464,7 +468,7 @@ def test_without_passthrough_there_is_no_tls_listener() -> None:
 
 
 def test_backends_come_from_in_cluster_urls() -> None:
-    backends = gw.exposed_backends(
+    backends = gwr.exposed_backends(
         {
             "customizer": "http://nemo-customizer.nemo.svc.cluster.local:8000",
             "nim-proxy": "http://nemo-nim-proxy.nemo.svc.cluster.local:8000",
@@ -472,11 +476,11 @@ def test_backends_come_from_in_cluster_urls() -> None:
         {"llama": "http://llama.nim.svc.cluster.local:8000"},
     )
     assert backends == [
-        gw.GatewayBackend("nemo-customizer", "nemo", "nemo-customizer", 8000),
-        gw.GatewayBackend("nim-llama", "nim", "llama", 8000),
+        gwr.GatewayBackend("nemo-customizer", "nemo", "nemo-customizer", 8000),
+        gwr.GatewayBackend("nim-llama", "nim", "llama", 8000),
     ]
     with pytest.raises(ValueError, match="in-cluster Service URL"):
-        gw.GatewayBackend.from_url("x", "https://api.example.com")
+        gwr.GatewayBackend.from_url("x", "https://api.example.com")
 
 
 def test_tls_config_accepts_a_provided_secret() -> None:

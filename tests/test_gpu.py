@@ -12,6 +12,7 @@ from support.chart_values import unknown_values_keys
 from support.plans import SEEDED_SECRETS, Plan
 from support.schemas import validate_core
 
+from components.catalog import GPU_SKUS
 from components.config import (
     GPU_TAINT,
     SPOT_TAINT,
@@ -20,7 +21,6 @@ from components.config import (
     parse_config,
     raw_config_from_pulumi,
 )
-from components.facts import GPU_SKUS
 from components.gpu import AKS_MODEL_CACHE_CLASS, AKS_SHARED_CLASS, GPU_TOLERATION, SPOT_TOLERATION
 from components.gpu_operator import gpu_operator_values
 from planner.evaluate import engine_config, stack_config
@@ -267,7 +267,7 @@ def test_ngc_secrets_carry_the_key_only_as_a_secret(stack: str, request: pytest.
         for r in plan.of_type("kubernetes:core/v1:Secret")
         if r.inputs["metadata"]["name"] in ("ngc-api", "nvcrimagepullsecret")
     ]
-    assert secrets, "NeMo and NIM namespaces get NGC credentials from GpuCluster.ngc_credentials"
+    assert secrets, "NeMo and NIM namespaces get NGC credentials from NgcNamespace"
     gpu_provider = plan.one("pulumi:providers:kubernetes", f"{stack}-gpu-k8s").urn
     for registration in secrets:
         assert registration.provider == gpu_provider

@@ -11,8 +11,8 @@ from pulumi.runtime import rpc
 from support.chart_values import unknown_values_keys
 from support.plans import SEEDED_SECRETS, Plan
 
+from components.catalog import MODEL_DISK_GIB, MODEL_MIN_GPUS
 from components.config import ConfigError, NemoConfig, NimModelConfig, parse_config, raw_config_from_pulumi
-from components.facts import MODEL_DISK_GIB, MODEL_MIN_GPUS
 from components.gpu import GPU_TOLERATION, SPOT_TOLERATION
 from components.nemo import nemo_values
 from components.nim import autoscaling_values, startup_seconds

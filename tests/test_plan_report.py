@@ -17,14 +17,17 @@ import yaml
 from pulumi.runtime import rpc
 from support.plans import STACKS, Plan
 
-from components.facts import GPU_SKUS
-from planner import cost, critical_path, diff, graph
-from planner.cost import CostOptions, estimate
-from planner.mocks import Registration
+from planner import cost, critical_path, diff, digests, graph, revisions
 from planner.policy_runner import run_policies
 from planner.render import plan_document, summary
 from planner.values import SECRET
-from policies.cost import POLICY_NAME, monthly_cost_within_budget, options_from, policy_config
+from policies.pack.cost import POLICY_NAME, monthly_cost_within_budget, options_from, policy_config
+from policies.pack.gpu_sizes import GPU_SKUS
+from policies.pack.pricing.estimate import estimate
+from policies.pack.pricing.inputs import quantity_gib
+from policies.pack.pricing.prices import load_prices
+from policies.pack.pricing.report import CostOptions
+from policies.pack.record import Registration
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_URN = "urn:pulumi:t::p::pulumi:pulumi:Stack::p-t"
@@ -255,10 +258,10 @@ def test_an_existing_cluster_is_not_billed_through_azure_unless_a_rate_is_config
 
 
 def test_quantities() -> None:
-    assert cost.quantity_gib("100Gi") == 100
-    assert cost.quantity_gib("2Ti") == 2048
-    assert cost.quantity_gib("500G") == pytest.approx(465.66, abs=0.01)
-    assert cost.quantity_gib("lots") is None
+    assert quantity_gib("100Gi") == 100
+    assert quantity_gib("2Ti") == 2048
+    assert quantity_gib("500G") == pytest.approx(465.66, abs=0.01)
+    assert quantity_gib("lots") is None
 
 
 def _stack_vm_sizes(document: dict[str, Any]) -> tuple[set[str], set[str]]:
@@ -282,7 +285,7 @@ def _stack_vm_sizes(document: dict[str, Any]) -> tuple[set[str], set[str]]:
 
 
 def test_the_price_table_covers_every_gpu_size_and_every_size_the_stacks_use() -> None:
-    prices = cost.load_prices()
+    prices = load_prices()
     assert set(GPU_SKUS) <= set(prices["vmHour"])
     assert {"eastus", "westeurope"} <= set(prices["regions"])
     for stack in STACKS:
@@ -634,8 +637,11 @@ def test_secret_digests_show_a_change_without_the_value() -> None:
         return reg("db", RELEASE, {"values": {"auth": {"password": rpc.wrap_rpc_secret(password)}, "size": 1}})
 
     key = os.urandom(32)
-    same = diff.secret_digests([release("hunter2")], key) == diff.secret_digests([release("hunter2")], key)
-    old, new = diff.secret_digests([release("hunter2")], key), diff.secret_digests([release("correct-horse")], key)
+    same = digests.secret_digests([release("hunter2")], key) == digests.secret_digests([release("hunter2")], key)
+    old, new = (
+        digests.secret_digests([release("hunter2")], key),
+        digests.secret_digests([release("correct-horse")], key),
+    )
     assert same and old != new
     assert "hunter2" not in json.dumps(old)
     document = {"stack": "t", "resources": [_resource(release("x").urn, {"values": {"auth": {"password": SECRET}}})]}
@@ -708,7 +714,7 @@ def test_plan_diff_plans_the_base_revision_in_a_temporary_worktree(tmp_path: Pat
     (repo / "resources.json").write_text(json.dumps([changed, _resource(NEW_URN, {})]))
     (repo / "secret.txt").write_text("second-secret-value")
 
-    base, head, notes, label = diff.plan_revisions("HEAD", "dev", project_dir=repo)
+    base, head, notes, label = revisions.plan_revisions("HEAD", "dev", project_dir=repo)
     result = diff.compare(base, head, label)
     assert notes == [] and label.startswith("HEAD (")
     assert [r["urn"] for r in result.added] == [NEW_URN]
@@ -718,7 +724,7 @@ def test_plan_diff_plans_the_base_revision_in_a_temporary_worktree(tmp_path: Pat
     assert "first-secret-value" not in text and "second-secret-value" not in text
     assert _git(repo, "worktree", "list").count("\n") == 1, "the temporary worktree is removed"
 
-    base, head, notes, _ = diff.plan_revisions("HEAD~1", "dev", project_dir=repo)
+    base, head, notes, _ = revisions.plan_revisions("HEAD~1", "dev", project_dir=repo)
     assert base["resources"] == [] and len(head["resources"]) == 2
     assert notes and "has no offline planner" in notes[0]
 

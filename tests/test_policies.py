@@ -18,9 +18,9 @@ from pulumi_policy import EnforcementLevel
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 from support.plans import Plan
 
-from planner.mocks import Registration
 from planner.policy_runner import Verdict, run_policies
-from policies.pack import PACK_ENFORCEMENT, PACK_NAME, POLICIES, POLICY_CONFIG
+from policies.pack.catalog import PACK_ENFORCEMENT, PACK_NAME, POLICIES, POLICY_CONFIG
+from policies.pack.record import Registration
 
 REPO = Path(__file__).resolve().parents[1]
 BY_NAME = {policy.name: policy for policy in POLICIES}

@@ -82,7 +82,7 @@ def render() -> str:
     lines = [
         "# Configuration reference",
         "",
-        "Generated from `components/config.py` by `make docs`; do not edit by hand.",
+        "Generated from `components/config/` by `make docs`; do not edit by hand.",
         f"Every key lives in the `{NAMESPACE}:` namespace of a stack file (`stacks/Pulumi.<stack>.yaml`).",
         "Unknown keys are errors. Objects are YAML maps; `[i]` marks list items.",
         "",

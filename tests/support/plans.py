@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from planner.evaluate import Evaluation, evaluate
-from planner.mocks import Registration
 from planner.policy_runner import Verdict, run_policies
 from planner.values import unwrap
-from policies.pack import PACK_ENFORCEMENT, POLICIES
+from policies.pack.catalog import PACK_ENFORCEMENT, POLICIES
+from policies.pack.record import Registration
 
 STACKS = ("dev", "staging", "prod")
 

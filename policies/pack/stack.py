@@ -4,55 +4,39 @@ from __future__ import annotations
 
 import re
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    PolicyResource,
-    ReportViolation,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
+from pulumi_policy import PolicyConfigSchema, PolicyResource, ReportViolation, StackValidationArgs
 
-from policies.common import (
+from .common import (
     ENVIRONMENT_KNOBS,
-    HELM_RELEASE,
-    KUBERNETES_PROVIDER,
-    MANAGED_CLUSTER,
     MANAGEMENT_KNOBS,
-    POSTGRES_SERVER,
-    STORAGE_ACCOUNT,
-    chart_name,
-    get_path,
     helm_releases,
     helm_values,
     is_kind,
     is_management,
-    is_mapping,
     knobs,
     kube_resources_of,
     labels_of,
-    merged,
     meta_name,
     resources_of,
     stack_environment,
-    truthy,
 )
-from policies.gpu import NIM_CHART, NIM_GROUP, NIM_LLM_DEFAULTS
+from .gpu import NIM_GROUP, is_nim_release, nim_values
+from .props import get_path, is_mapping, truthy
+from .rules import MANDATORY, Rules, knob, strings_knob
+from .tokens import KUBERNETES_PROVIDER, MANAGED_CLUSTER, POSTGRES_SERVER, STORAGE_ACCOUNT
+
+RULES = Rules()
 
 _STATEFUL_SCHEMA = PolicyConfigSchema(
     properties={
         **ENVIRONMENT_KNOBS,
-        "statefulTypes": {
-            "type": "array",
-            "items": {"type": "string"},
-            "default": [MANAGED_CLUSTER, STORAGE_ACCOUNT, POSTGRES_SERVER],
-            "description": "Resource types whose deletion loses data or a whole cluster.",
-        },
-        "modelCachePvcPattern": {
-            "type": "string",
-            "default": "cache",
-            "description": "Regular expression on PersistentVolumeClaim names that marks a model cache.",
-        },
+        "statefulTypes": strings_knob(
+            [MANAGED_CLUSTER, STORAGE_ACCOUNT, POSTGRES_SERVER],
+            "Resource types whose deletion loses data or a whole cluster.",
+        ),
+        "modelCachePvcPattern": knob(
+            "string", "cache", "Regular expression on PersistentVolumeClaim names that marks a model cache."
+        ),
     }
 )
 HELM_KEEP = "helm.sh/resource-policy"
@@ -68,8 +52,8 @@ def _stateful(resource: PolicyResource, config: dict) -> str | None:
             return "model-cache PersistentVolumeClaim"
     if is_kind(resource.resource_type, NIM_GROUP, "NIMCache"):
         return "NIMCache"
-    if resource.resource_type == HELM_RELEASE and chart_name(resource.props) == NIM_CHART:
-        values = merged(NIM_LLM_DEFAULTS, helm_values(resource.props))
+    if is_nim_release(resource.resource_type, resource.props):
+        values = nim_values(resource.props)
         persistence = get_path(values, "persistence", default={})
         if not truthy(get_path(persistence, "enabled", default=False)) or get_path(persistence, "existingClaim"):
             return None
@@ -84,7 +68,13 @@ def _stateful(resource: PolicyResource, config: dict) -> str | None:
     return None
 
 
-def _protected_in_prod(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.stack(
+    "stateful-resources-protected-in-prod",
+    "In production, clusters, storage accounts, databases and model caches are protected.",
+    MANDATORY,
+    _STATEFUL_SCHEMA,
+)
+def stateful_resources_protected_in_prod(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     config = knobs(args, _STATEFUL_SCHEMA)
     environment = stack_environment(args, config)
     if environment not in config["productionEnvironments"]:
@@ -100,23 +90,15 @@ def _protected_in_prod(args: StackValidationArgs, report_violation: ReportViolat
             )
 
 
-stateful_resources_protected_in_prod = StackValidationPolicy(
-    name="stateful-resources-protected-in-prod",
-    description="In production, clusters, storage accounts, databases and model caches are protected.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_protected_in_prod,
-    config_schema=_STATEFUL_SCHEMA,
-)
-
 _CLUSTERS_SCHEMA = PolicyConfigSchema(
     properties={
         **MANAGEMENT_KNOBS,
-        "gpuClusterNamePattern": {
-            "type": "string",
-            "default": r"(^|-)gpu(-|$)",
-            "description": "Regular expression on logical names of AKS clusters and Kubernetes providers that "
-            "marks the GPU cluster (an existing cluster appears only as its provider).",
-        },
+        "gpuClusterNamePattern": knob(
+            "string",
+            r"(^|-)gpu(-|$)",
+            "Regular expression on logical names of AKS clusters and Kubernetes providers that marks the GPU "
+            "cluster (an existing cluster appears only as its provider).",
+        ),
     }
 )
 
@@ -125,7 +107,10 @@ def _management_clusters(args: StackValidationArgs, config: dict) -> list[Policy
     return [r for r in resources_of(args, MANAGED_CLUSTER) if is_management(r.name, config)]
 
 
-def _single_management_cluster(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.stack(
+    "single-management-cluster", "The stack declares exactly one management cluster.", MANDATORY, _CLUSTERS_SCHEMA
+)
+def single_management_cluster(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     config = knobs(args, _CLUSTERS_SCHEMA)
     clusters = _management_clusters(args, config)
     if len(clusters) != 1:
@@ -135,19 +120,17 @@ def _single_management_cluster(args: StackValidationArgs, report_violation: Repo
         )
 
 
-single_management_cluster = StackValidationPolicy(
-    name="single-management-cluster",
-    description="The stack declares exactly one management cluster.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_single_management_cluster,
-    config_schema=_CLUSTERS_SCHEMA,
-)
-
 ARGOCD_CHART = "argo-cd"
 ARGOCD_SECRET_TYPE = "argocd.argoproj.io/secret-type"
 
 
-def _gpu_cluster_registered(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.stack(
+    "gpu-cluster-registered-in-argocd",
+    "When the stack has a GPU cluster and ArgoCD, ArgoCD has a cluster Secret for it.",
+    MANDATORY,
+    _CLUSTERS_SCHEMA,
+)
+def gpu_cluster_registered_in_argocd(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     config = knobs(args, _CLUSTERS_SCHEMA)
     pattern = str(config["gpuClusterNamePattern"])
     gpu_clusters = [
@@ -176,16 +159,4 @@ def _gpu_cluster_registered(args: StackValidationArgs, report_violation: ReportV
         )
 
 
-gpu_cluster_registered_in_argocd = StackValidationPolicy(
-    name="gpu-cluster-registered-in-argocd",
-    description="When the stack has a GPU cluster and ArgoCD, ArgoCD has a cluster Secret for it.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_gpu_cluster_registered,
-    config_schema=_CLUSTERS_SCHEMA,
-)
-
-POLICIES = [
-    stateful_resources_protected_in_prod,
-    single_management_cluster,
-    gpu_cluster_registered_in_argocd,
-]
+POLICIES = RULES.policies

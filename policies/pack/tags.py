@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
+from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidationArgs
 
-from policies.common import get_path, is_mapping, knobs
+from .common import knobs
+from .props import get_path, is_mapping
+from .rules import MANDATORY, Rules, strings_knob
+
+RULES = Rules()
 
 # Types that take tags but might be declared without them (child resources such as subnets, role
 # assignments or databases take none); a resource that passes `tags` is checked whatever its type.
@@ -33,23 +31,24 @@ TAGGABLE_TYPES = [
 
 _TAGS_SCHEMA = PolicyConfigSchema(
     properties={
-        "requiredTags": {
-            "type": "array",
-            "items": {"type": "string"},
-            "default": ["environment", "owner", "cost-center"],
-            "description": "Tags every taggable Azure resource carries, with a non-empty value.",
-        },
-        "taggableTypes": {
-            "type": "array",
-            "items": {"type": "string"},
-            "default": TAGGABLE_TYPES,
-            "description": "Azure types that must carry tags even when declared without any.",
-        },
+        "requiredTags": strings_knob(
+            ["environment", "owner", "cost-center"],
+            "Tags every taggable Azure resource carries, with a non-empty value.",
+        ),
+        "taggableTypes": strings_knob(
+            TAGGABLE_TYPES, "Azure types that must carry tags even when declared without any."
+        ),
     }
 )
 
 
-def _required_tags(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "azure-required-tags",
+    "Taggable Azure resources carry the required tags (environment, owner, cost-center).",
+    MANDATORY,
+    _TAGS_SCHEMA,
+)
+def azure_required_tags(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if not args.resource_type.startswith("azure-native:"):
         args.not_applicable("not an Azure resource")
     config = knobs(args, _TAGS_SCHEMA)
@@ -62,12 +61,4 @@ def _required_tags(args: ResourceValidationArgs, report_violation: ReportViolati
         report_violation(f"Azure resource {args.name!r} lacks the tag(s) {', '.join(missing)}.", None)
 
 
-azure_required_tags = ResourceValidationPolicy(
-    name="azure-required-tags",
-    description="Taggable Azure resources carry the required tags (environment, owner, cost-center).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_required_tags,
-    config_schema=_TAGS_SCHEMA,
-)
-
-POLICIES = [azure_required_tags]
+POLICIES = RULES.policies

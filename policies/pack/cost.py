@@ -1,7 +1,7 @@
 """The stack's monthly cost stays within its budget.
 
-The cost is priced by `planner.cost` from the resources' inputs and the dated Azure list prices in
-facts/prices-azure.json, the same arithmetic the plan report shows. The budget comes from the stack's
+The cost is priced by `pricing` from the resources' inputs and the dated Azure list prices in
+pricing/prices-azure.json, the same arithmetic the plan report shows. The budget comes from the stack's
 `llmops:budget` through this policy's config: the offline planner passes it in, and `make plan` writes
 it to build/plan/<stack>/policy-config.json for
 `pulumi preview --policy-pack policies --policy-pack-config build/plan/<stack>/policy-config.json`.
@@ -9,53 +9,43 @@ it to build/plan/<stack>/policy-config.json for
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, cast
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    PolicyResource,
-    ReportViolation,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
-from pulumi_policy.proxy import UnknownValueError
+from pulumi_policy import PolicyConfigSchema, PolicyResource, ReportViolation, StackValidationArgs
 
-from planner.cost import MEASURES, CostOptions, Measure, estimate, format_usd
-from planner.mocks import Registration
-from policies.common import knobs
+from .common import knobs
+from .pricing.estimate import estimate
+from .pricing.inputs import known_inputs
+from .pricing.report import MEASURES, CostOptions, Measure, format_usd
+from .record import Registration
+from .rules import MANDATORY, Rules, knob
+
+RULES = Rules()
 
 POLICY_NAME = "monthly-cost-within-budget"
 
 _SCHEMA = PolicyConfigSchema(
     properties={
-        "monthlyLimitUsd": {
-            "type": "number",
-            "minimum": 0,
-            "default": 0,
-            "description": "The stack's monthly budget in USD (llmops:budget.monthlyLimitUsd); 0: none, the policy "
-            "does not apply.",
-        },
-        "measure": {
-            "type": "string",
-            "enum": list(MEASURES),
-            "default": "peak",
-            "description": "Which monthly cost the budget caps: idle (autoscalers at minimum), serving (idle plus "
-            "the GPU nodes the model servers need) or peak (autoscalers at maximum).",
-        },
-        "externalGpus": {
-            "type": "integer",
-            "minimum": 0,
-            "default": 0,
-            "description": "GPUs of an existing GPU cluster (DGX Cloud) to count at externalGpuHourUsd.",
-        },
-        "externalGpuHourUsd": {
-            "type": "number",
-            "minimum": 0,
-            "default": 0,
-            "description": "Contracted USD per GPU-hour of the existing GPU cluster; 0: not counted.",
-        },
+        "monthlyLimitUsd": knob(
+            "number",
+            0,
+            "The stack's monthly budget in USD (llmops:budget.monthlyLimitUsd); 0: none, the policy does not apply.",
+            minimum=0,
+        ),
+        "measure": knob(
+            "string",
+            "peak",
+            "Which monthly cost the budget caps: idle (autoscalers at minimum), serving (idle plus the GPU nodes "
+            "the model servers need) or peak (autoscalers at maximum).",
+            enum=list(MEASURES),
+        ),
+        "externalGpus": knob(
+            "integer", 0, "GPUs of an existing GPU cluster (DGX Cloud) to count at externalGpuHourUsd.", minimum=0
+        ),
+        "externalGpuHourUsd": knob(
+            "number", 0, "Contracted USD per GPU-hour of the existing GPU cluster; 0: not counted.", minimum=0
+        ),
     }
 )
 
@@ -83,29 +73,9 @@ def policy_config(options: CostOptions) -> dict[str, dict[str, Any]]:
     }
 
 
-def _plain(value: Any) -> Any:
-    """A property tree read through CrossGuard's unknown-checking proxies; unknowns become None."""
-    if isinstance(value, Mapping):
-        found: dict[str, Any] = {}
-        for key in list(value):
-            try:
-                found[str(key)] = _plain(value[key])
-            except UnknownValueError:
-                found[str(key)] = None
-        return found
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        items: list[Any] = []
-        for index in range(len(value)):
-            try:
-                items.append(_plain(value[index]))
-            except UnknownValueError:
-                items.append(None)
-        return items
-    return value
-
-
 def _registration(resource: PolicyResource) -> Registration:
-    """The shape the cost model reads. Components and providers are told apart by their type tokens."""
+    """The shape the pricer reads, with the proxied inputs as plain data (unknowns as None). Components
+    and providers are told apart by their type tokens."""
     custom = not resource.resource_type.startswith("llmops:")
     return Registration(
         urn=resource.urn,
@@ -118,11 +88,17 @@ def _registration(resource: PolicyResource) -> Registration:
         protect=resource.opts.protect,
         ignore_changes=list(resource.opts.ignore_changes or []),
         custom=custom,
-        inputs=_plain(resource.props),
+        inputs=known_inputs(resource.props),
     )
 
 
-def _within_budget(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.stack(
+    POLICY_NAME,
+    "The stack's monthly cost at Azure list prices stays within its budget (llmops:budget).",
+    MANDATORY,
+    _SCHEMA,
+)
+def monthly_cost_within_budget(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     options = options_from(knobs(args, _SCHEMA))
     if options.monthly_limit_usd is None:
         args.not_applicable("no budget configured (llmops:budget.monthlyLimitUsd)")
@@ -141,12 +117,4 @@ def _within_budget(args: StackValidationArgs, report_violation: ReportViolation)
         )
 
 
-monthly_cost_within_budget = StackValidationPolicy(
-    name=POLICY_NAME,
-    description="The stack's monthly cost at Azure list prices stays within its budget (llmops:budget).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_within_budget,
-    config_schema=_SCHEMA,
-)
-
-POLICIES = [monthly_cost_within_budget]
+POLICIES = RULES.policies

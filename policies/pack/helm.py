@@ -5,34 +5,24 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
+from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidationArgs
 
-from policies.common import (
-    HELM_RELEASE,
-    chart_name,
-    get_path,
-    helm_values,
-    image_tag_problem,
-    is_mapping,
-    knobs,
-    walk,
-)
+from .common import helm_values, image_tag_problem, knobs
+from .props import chart_name, get_path, is_mapping, walk
+from .rules import MANDATORY, Rules, only, strings_knob
+from .tokens import HELM_RELEASE
+
+RULES = Rules()
 
 _EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 
 
 def _only_releases(args: ResourceValidationArgs) -> None:
-    if args.resource_type != HELM_RELEASE:
-        args.not_applicable("not a Helm release")
+    only(args, "not a Helm release", HELM_RELEASE)
 
 
-def _pinned_version(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource("helm-release-pins-version", "Every Helm release pins an exact chart version.", MANDATORY)
+def helm_release_pins_version(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     _only_releases(args)
     version = get_path(args.props, "version", default="")
     if not _EXACT_VERSION.match(str(version)):
@@ -43,15 +33,10 @@ def _pinned_version(args: ResourceValidationArgs, report_violation: ReportViolat
         )
 
 
-helm_release_pins_version = ResourceValidationPolicy(
-    name="helm-release-pins-version",
-    description="Every Helm release pins an exact chart version.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_pinned_version,
+@RULES.resource(
+    "helm-release-atomic", "Every Helm release is atomic, cleans up on failure and sets a timeout.", MANDATORY
 )
-
-
-def _atomic(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def helm_release_atomic(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     _only_releases(args)
     missing = [key for key in ("atomic", "cleanupOnFail") if get_path(args.props, key) is not True]
     timeout = get_path(args.props, "timeout")
@@ -64,13 +49,6 @@ def _atomic(args: ResourceValidationArgs, report_violation: ReportViolation) -> 
             None,
         )
 
-
-helm_release_atomic = ResourceValidationPolicy(
-    name="helm-release-atomic",
-    description="Every Helm release is atomic, cleans up on failure and sets a timeout.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_atomic,
-)
 
 ALLOWED_REPOSITORIES = [
     "https://argoproj.github.io/argo-helm",
@@ -86,12 +64,10 @@ ALLOWED_REPOSITORIES = [
 
 _REPOSITORY_SCHEMA = PolicyConfigSchema(
     properties={
-        "allowedRepositories": {
-            "type": "array",
-            "items": {"type": "string"},
-            "default": ALLOWED_REPOSITORIES,
-            "description": "Chart repositories (https or oci) releases may install from; compared exactly.",
-        }
+        "allowedRepositories": strings_knob(
+            ALLOWED_REPOSITORIES,
+            "Chart repositories (https or oci) releases may install from; compared exactly.",
+        )
     }
 )
 
@@ -111,7 +87,13 @@ def release_repository(props: Any) -> str:
     return ""
 
 
-def _allowed_repository(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "helm-release-allowed-repository",
+    "Every Helm release installs from an allowed chart repository.",
+    MANDATORY,
+    _REPOSITORY_SCHEMA,
+)
+def helm_release_allowed_repository(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     _only_releases(args)
     allowed = {_normalized(url) for url in knobs(args, _REPOSITORY_SCHEMA)["allowedRepositories"]}
     repository = release_repository(args.props)
@@ -128,24 +110,13 @@ def _allowed_repository(args: ResourceValidationArgs, report_violation: ReportVi
         )
 
 
-helm_release_allowed_repository = ResourceValidationPolicy(
-    name="helm-release-allowed-repository",
-    description="Every Helm release installs from an allowed chart repository.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_allowed_repository,
-    config_schema=_REPOSITORY_SCHEMA,
-)
-
-
 _IMAGE_TAG_SCHEMA = PolicyConfigSchema(
     properties={
-        "chartsTaggingTheirImage": {
-            "type": "array",
-            "items": {"type": "string"},
-            "default": ["nim-llm"],
-            "description": "Charts whose `image.repository` is the model being served: overriding it without "
+        "chartsTaggingTheirImage": strings_knob(
+            ["nim-llm"],
+            "Charts whose `image.repository` is the model being served: overriding it without "
             "`image.tag` would run the chart's default tag against another image.",
-        }
+        )
     }
 )
 
@@ -174,7 +145,13 @@ def helm_image_problems(values: Any, tag_with_repository: bool = False) -> list[
     return problems
 
 
-def _helm_image_tags(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "helm-release-image-tags-pinned",
+    "Image values of Helm releases (`image.tag`, `*.image.tag`) are pinned, never `latest`.",
+    MANDATORY,
+    _IMAGE_TAG_SCHEMA,
+)
+def helm_release_image_tags_pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     _only_releases(args)
     strict = chart_name(args.props) in knobs(args, _IMAGE_TAG_SCHEMA)["chartsTaggingTheirImage"]
     problems = helm_image_problems(helm_values(args.props), tag_with_repository=strict)
@@ -182,17 +159,4 @@ def _helm_image_tags(args: ResourceValidationArgs, report_violation: ReportViola
         report_violation(f"Helm release {args.name!r}: {'; '.join(problems)}.", None)
 
 
-helm_release_image_tags_pinned = ResourceValidationPolicy(
-    name="helm-release-image-tags-pinned",
-    description="Image values of Helm releases (`image.tag`, `*.image.tag`) are pinned, never `latest`.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_helm_image_tags,
-    config_schema=_IMAGE_TAG_SCHEMA,
-)
-
-POLICIES = [
-    helm_release_pins_version,
-    helm_release_atomic,
-    helm_release_allowed_repository,
-    helm_release_image_tags_pinned,
-]
+POLICIES = RULES.policies

@@ -1,72 +1,18 @@
-"""Helpers shared by the rules: reading properties through CrossGuard's unknown-checking proxies,
-policy config with schema defaults, the environment, Kubernetes kinds, Helm charts and image refs."""
+"""Helpers shared by the rules: policy config with schema defaults, the environment, the management
+cluster's names, Kubernetes kinds, Helm releases and image references."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import PolicyConfigSchema, PolicyResource, StackValidationArgs
-from pulumi_policy.proxy import UnknownValueError
 
-HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
-MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
-AGENT_POOL = "azure-native:containerservice:AgentPool"
-STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
-POSTGRES_SERVER = "azure-native:dbforpostgresql:Server"
-KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
-
-GPU_TAINT_KEY = "nvidia.com/gpu"
-GPU_RESOURCE = "nvidia.com/gpu"
-
-
-class UnknownLeaf:
-    """An unknown value carried through a derived tree (see `merged`); reading it raises as the
-    engine's proxy would have."""
-
-    def __init__(self, error: UnknownValueError) -> None:
-        self.error = error
-
-
-def get_path(props: Any, *path: str | int, default: Any = None) -> Any:
-    """Read a nested property; a missing step gives `default` (unknown values still raise)."""
-    current = props
-    for step in path:
-        try:
-            current = current[step]
-        except (KeyError, IndexError, TypeError):
-            return default
-        if isinstance(current, UnknownLeaf):
-            raise current.error
-        if current is None:
-            return default
-    return current
-
-
-def is_mapping(value: Any) -> bool:
-    return isinstance(value, Mapping)
-
-
-def is_list(value: Any) -> bool:
-    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
-
-
-def items_of(value: Any) -> list[Any]:
-    """The items of a list property, or [] when absent or not a list."""
-    return list(value) if is_list(value) else []
-
-
-def strings_of(value: Any) -> list[str]:
-    return [str(v) for v in items_of(value)]
-
-
-def truthy(value: Any) -> bool:
-    """Booleans arrive as bools from programs and as strings from provider config."""
-    if isinstance(value, str):
-        return value.strip().lower() == "true"
-    return bool(value)
-
+from .props import chart_name, get_path, is_mapping
+from .rules import knob, strings_knob
+from .tokens import HELM_RELEASE
 
 # ------------------------------------------------------------------------------------------------------
 # Policy config: the engine fills in the schema's defaults; a hand-built args bag may not, so read the
@@ -80,18 +26,12 @@ def knobs(args: Any, schema: PolicyConfigSchema) -> dict[str, Any]:
 
 
 ENVIRONMENT_KNOBS: dict[str, dict[str, Any]] = {
-    "environment": {
-        "type": "string",
-        "default": "",
-        "description": "The stack's environment; empty: the `environment` stack tag, else the resources' "
-        "`environment` Azure tag.",
-    },
-    "productionEnvironments": {
-        "type": "array",
-        "items": {"type": "string"},
-        "default": ["prod"],
-        "description": "Environments held to production rules.",
-    },
+    "environment": knob(
+        "string",
+        "",
+        "The stack's environment; empty: the `environment` stack tag, else the resources' `environment` Azure tag.",
+    ),
+    "productionEnvironments": strings_knob(["prod"], "Environments held to production rules."),
 }
 
 
@@ -126,21 +66,30 @@ def stack_environment(args: StackValidationArgs, config: Mapping[str, Any]) -> s
 
 
 # ------------------------------------------------------------------------------------------------------
-# Names: the management cluster and its pools are recognised by their logical names (`<env>-mgmt-…`).
+# Names and addresses: the management cluster and its pools are recognised by their logical names
+# (`<env>-mgmt-…`); an address range of prefix length 0 admits everyone.
 # ------------------------------------------------------------------------------------------------------
 
 MANAGEMENT_KNOBS: dict[str, dict[str, Any]] = {
-    "managementNamePattern": {
-        "type": "string",
-        "default": r"(^|-)mgmt(-|$)",
-        "description": "Regular expression on logical names that marks the management cluster and its pools.",
-    },
+    "managementNamePattern": knob(
+        "string",
+        r"(^|-)mgmt(-|$)",
+        "Regular expression on logical names that marks the management cluster and its pools.",
+    ),
 }
 
 
 def is_management(name: str, config: Mapping[str, Any]) -> bool:
     pattern = str(config.get("managementNamePattern") or MANAGEMENT_KNOBS["managementNamePattern"]["default"])
     return re.search(pattern, name) is not None
+
+
+def open_range(cidr: str) -> bool:
+    """A CIDR that admits every address (`0.0.0.0/0`, `::/0`)."""
+    try:
+        return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
+    except ValueError:
+        return False
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -192,16 +141,6 @@ def kube_resources_of(args: StackValidationArgs, group: str, *kinds: str) -> lis
 # ------------------------------------------------------------------------------------------------------
 
 
-def chart_name(props: Any) -> str:
-    """The chart's own name whichever way it is given: `nim-llm`, `ngc/nim-llm`,
-    `oci://docker.io/envoyproxy/gateway-helm` or a packaged `…/nim-llm-1.1.2.tgz`."""
-    chart = str(get_path(props, "chart", default="") or "")
-    last = chart.rstrip("/").rsplit("/", 1)[-1]
-    if last.endswith(".tgz"):
-        last = re.sub(r"-v?\d+\.\d+\.\d+.*$", "", last.removesuffix(".tgz"))
-    return last
-
-
 def helm_releases(args: StackValidationArgs, chart: str) -> list[PolicyResource]:
     return [r for r in resources_of(args, HELM_RELEASE) if chart_name(r.props) == chart]
 
@@ -209,54 +148,6 @@ def helm_releases(args: StackValidationArgs, chart: str) -> list[PolicyResource]
 def helm_values(props: Any) -> Mapping[str, Any]:
     values = get_path(props, "values", default={})
     return values if is_mapping(values) else {}
-
-
-def merged(defaults: Any, overrides: Any) -> Any:
-    """Helm's values merge: maps merge key by key, anything else (lists included) replaces, and an
-    explicit null removes the default."""
-    if not (is_mapping(defaults) and is_mapping(overrides)):
-        return overrides
-    result: dict[str, Any] = dict(defaults)
-    for key in overrides:
-        try:
-            value = overrides[key]
-        except UnknownValueError as error:
-            result[key] = UnknownLeaf(error)
-            continue
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merged(defaults.get(key), value) if key in defaults else value
-    return result
-
-
-# ------------------------------------------------------------------------------------------------------
-# Walking property trees without tripping over unknowns that a check does not need
-# ------------------------------------------------------------------------------------------------------
-
-
-def walk(
-    node: Any, path: tuple[str, ...] = (), needed: frozenset[str] = frozenset()
-) -> Iterator[tuple[tuple[str, ...], str, Any]]:
-    """Yield (path, key, value) for every mapping entry below `node`. An unknown value under a key in
-    `needed` raises (the check can't run during preview); other unknowns are skipped."""
-    if is_mapping(node):
-        for key in list(node):
-            try:
-                value = node[key]
-            except UnknownValueError:
-                if key in needed:
-                    raise
-                continue
-            yield path, str(key), value
-            yield from walk(value, (*path, str(key)), needed)
-    elif is_list(node):
-        for index in range(len(node)):
-            try:
-                value = node[index]
-            except UnknownValueError:
-                continue
-            yield from walk(value, (*path, str(index)), needed)
 
 
 # ------------------------------------------------------------------------------------------------------

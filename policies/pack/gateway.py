@@ -7,28 +7,16 @@ Envoy Gateway policies attach to a route directly or to its Gateway (optionally 
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyResource,
-    ReportViolation,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
+from pulumi_policy import PolicyResource, ReportViolation, StackValidationArgs
 
-from policies.common import (
-    get_path,
-    is_mapping,
-    items_of,
-    kube_resources_of,
-    labels_of,
-    meta_name,
-    meta_namespace,
-    strings_of,
-)
+from .common import kube_resources_of, labels_of, meta_name, meta_namespace, open_range
+from .props import get_path, is_mapping, items_of, strings_of
+from .rules import MANDATORY, Rules
+
+RULES = Rules()
 
 GATEWAY_API = "gateway.networking.k8s.io"
 ENVOY_GATEWAY = "gateway.envoyproxy.io"
@@ -103,30 +91,37 @@ def _http_routes(args: StackValidationArgs) -> list[PolicyResource]:
     return routes
 
 
-def _routes_not_covered(
-    args: StackValidationArgs, kind: str, covers: Callable[[PolicyResource], bool]
-) -> list[PolicyResource]:
-    """HTTPRoutes that no Envoy Gateway policy of `kind` satisfying `covers` targets (directly or via the Gateway)."""
+def _report_uncovered_routes(
+    args: StackValidationArgs,
+    report_violation: ReportViolation,
+    kind: str,
+    covers: Callable[[PolicyResource], bool],
+    missing: str,
+) -> None:
+    """Report each HTTPRoute that no Envoy Gateway policy of `kind` satisfying `covers` targets (directly
+    or via the Gateway); `missing` says what the route lacks and what follows."""
     policies = [p for p in kube_resources_of(args, ENVOY_GATEWAY, kind) if covers(p)]
-    return [route for route in _http_routes(args) if not any(_applies_to_route(p, route) for p in policies)]
-
-
-def _routes_authenticated(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    for route in _routes_not_covered(args, "SecurityPolicy", _authenticates):
+    uncovered = [route for route in _http_routes(args) if not any(_applies_to_route(p, route) for p in policies)]
+    for route in uncovered:
         report_violation(
-            f"HTTPRoute {meta_namespace(route.props)}/{meta_name(route.props)} has no SecurityPolicy "
-            "(API key, JWT, OIDC, ext auth or authorization) targeting it or its Gateway; it is open to "
-            "anyone who reaches the gateway.",
-            route.urn,
+            f"HTTPRoute {meta_namespace(route.props)}/{meta_name(route.props)} has no {kind} {missing}", route.urn
         )
 
 
-gateway_routes_authenticated = StackValidationPolicy(
-    name="gateway-routes-authenticated",
-    description="Every gateway HTTPRoute is covered by an authenticating Envoy Gateway SecurityPolicy.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_routes_authenticated,
+@RULES.stack(
+    "gateway-routes-authenticated",
+    "Every gateway HTTPRoute is covered by an authenticating Envoy Gateway SecurityPolicy.",
+    MANDATORY,
 )
+def gateway_routes_authenticated(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    _report_uncovered_routes(
+        args,
+        report_violation,
+        "SecurityPolicy",
+        _authenticates,
+        "(API key, JWT, OIDC, ext auth or authorization) targeting it or its Gateway; it is open to anyone who "
+        "reaches the gateway.",
+    )
 
 
 def _rate_limits(policy: PolicyResource) -> bool:
@@ -135,28 +130,19 @@ def _rate_limits(policy: PolicyResource) -> bool:
     return any(get_path(rule, "shadowMode") is not True for rule in rules)
 
 
-def _routes_rate_limited(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    for route in _routes_not_covered(args, "BackendTrafficPolicy", _rate_limits):
-        report_violation(
-            f"HTTPRoute {meta_namespace(route.props)}/{meta_name(route.props)} has no BackendTrafficPolicy "
-            "rate limit targeting it or its Gateway; one client could saturate the GPUs behind it.",
-            route.urn,
-        )
-
-
-gateway_routes_rate_limited = StackValidationPolicy(
-    name="gateway-routes-rate-limited",
-    description="Every gateway HTTPRoute is rate limited by an Envoy Gateway BackendTrafficPolicy.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_routes_rate_limited,
+@RULES.stack(
+    "gateway-routes-rate-limited",
+    "Every gateway HTTPRoute is rate limited by an Envoy Gateway BackendTrafficPolicy.",
+    MANDATORY,
 )
-
-
-def _open_cidr(cidr: str) -> bool:
-    try:
-        return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
-    except ValueError:
-        return False
+def gateway_routes_rate_limited(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    _report_uncovered_routes(
+        args,
+        report_violation,
+        "BackendTrafficPolicy",
+        _rate_limits,
+        "rate limit targeting it or its Gateway; one client could saturate the GPUs behind it.",
+    )
 
 
 def allowlist_cidrs(policy: PolicyResource) -> list[str] | None:
@@ -170,13 +156,18 @@ def allowlist_cidrs(policy: PolicyResource) -> list[str] | None:
         if get_path(rule, "action") != "Allow":
             continue
         cidrs = strings_of(get_path(rule, "principal", "clientCIDRs"))
-        if not cidrs or any(_open_cidr(c) for c in cidrs):
+        if not cidrs or any(open_range(c) for c in cidrs):
             return None
         allowed += cidrs
     return allowed or None
 
 
-def _passthrough_allowlisted(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.stack(
+    "gateway-passthrough-allowlisted",
+    "The TLS passthrough listener (kube-apiserver) only admits allowlisted client CIDRs.",
+    MANDATORY,
+)
+def gateway_passthrough_allowlisted(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     listeners = []
     for gateway in kube_resources_of(args, GATEWAY_API, "Gateway"):
         for listener in items_of(get_path(gateway.props, "spec", "listeners")):
@@ -204,15 +195,4 @@ def _passthrough_allowlisted(args: StackValidationArgs, report_violation: Report
             )
 
 
-gateway_passthrough_allowlisted = StackValidationPolicy(
-    name="gateway-passthrough-allowlisted",
-    description="The TLS passthrough listener (kube-apiserver) only admits allowlisted client CIDRs.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_passthrough_allowlisted,
-)
-
-POLICIES = [
-    gateway_routes_authenticated,
-    gateway_routes_rate_limited,
-    gateway_passthrough_allowlisted,
-]
+POLICIES = RULES.policies

@@ -1,4 +1,4 @@
-"""The policies of the pack, their default enforcement and their default configuration."""
+"""The pack: its rules in order, their default enforcement and their default configuration."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from policies import aks, cost, database, gateway, gpu, helm, kubernetes, stack, storage, tags, workflows
+from . import aks, cost, database, gateway, gpu, helm, kubernetes, stack, storage, tags, workflows
 
 PACK_NAME = "llmops-platform"
 # Every rule states its own level; this applies only to a rule that does not.

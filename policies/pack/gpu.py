@@ -5,40 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
+from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidationArgs, StackValidationArgs
 
-from components.facts import is_gpu_vm_size
-from policies.common import (
-    AGENT_POOL,
+from .common import (
     ENVIRONMENT_KNOBS,
-    GPU_RESOURCE,
-    GPU_TAINT_KEY,
-    HELM_RELEASE,
-    MANAGED_CLUSTER,
     MANAGEMENT_KNOBS,
-    chart_name,
     environment_of,
-    get_path,
     helm_releases,
     helm_values,
     is_kind,
     is_management,
-    is_mapping,
-    items_of,
     knobs,
-    merged,
     resources_of,
-    strings_of,
-    truthy,
 )
+from .gpu_sizes import is_gpu_vm_size
+from .props import chart_name, get_path, is_mapping, items_of, merged, strings_of, truthy
+from .rules import ADVISORY, MANDATORY, Rules, knob
+from .tokens import AGENT_POOL, GPU_RESOURCE, GPU_TAINT_KEY, HELM_RELEASE, MANAGED_CLUSTER
+
+RULES = Rules()
 
 NIM_CHART = "nim-llm"
 GPU_OPERATOR_CHART = "gpu-operator"
@@ -64,15 +49,22 @@ def _is_gpu_pool(pool: Any) -> bool:
     return is_gpu_vm_size(str(get_path(pool, "vmSize", default=""))) or get_path(pool, "gpuProfile") is not None
 
 
+def gpu_pools_of(resource_type: str, name: str, props: Any, config: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(label, pool properties) of each GPU pool an AgentPool or a (non-management) cluster declares."""
+    if resource_type == AGENT_POOL:
+        return [(name, props)] if _is_gpu_pool(props) else []
+    if resource_type != MANAGED_CLUSTER or is_management(name, config):
+        return []
+    return [
+        (f"{name}/{get_path(profile, 'name')}", profile)
+        for profile in items_of(get_path(props, "agentPoolProfiles"))
+        if _is_gpu_pool(profile)
+    ]
+
+
 def _gpu_pools(args: ResourceValidationArgs, config: dict[str, Any]) -> list[tuple[str, Any]]:
-    """(label, pool properties) of each GPU pool the resource declares; not applicable when none."""
-    pools: list[tuple[str, Any]] = []
-    if args.resource_type == AGENT_POOL and _is_gpu_pool(args.props):
-        pools.append((args.name, args.props))
-    elif args.resource_type == MANAGED_CLUSTER and not is_management(args.name, config):
-        for profile in items_of(get_path(args.props, "agentPoolProfiles")):
-            if _is_gpu_pool(profile):
-                pools.append((f"{args.name}/{get_path(profile, 'name')}", profile))
+    """The GPU pools the resource declares; not applicable when none."""
+    pools = gpu_pools_of(args.resource_type, args.name, args.props, config)
     if not pools:
         args.not_applicable("no GPU node pool")
     return pools
@@ -86,7 +78,10 @@ def _taint_key_effect(taint: str) -> tuple[str, str]:
 _GPU_TAINT_SCHEMA = PolicyConfigSchema(properties=dict(MANAGEMENT_KNOBS))
 
 
-def _gpu_pools_tainted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "gpu-pools-tainted", f"GPU node pools carry the `{GPU_TAINT_KEY}` NoSchedule taint.", MANDATORY, _GPU_TAINT_SCHEMA
+)
+def gpu_pools_tainted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     config = knobs(args, _GPU_TAINT_SCHEMA)
     for label, pool in _gpu_pools(args, config):
         taints = [_taint_key_effect(t) for t in strings_of(get_path(pool, "nodeTaints"))]
@@ -98,28 +93,22 @@ def _gpu_pools_tainted(args: ResourceValidationArgs, report_violation: ReportVio
             )
 
 
-gpu_pools_tainted = ResourceValidationPolicy(
-    name="gpu-pools-tainted",
-    description=f"GPU node pools carry the `{GPU_TAINT_KEY}` NoSchedule taint.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_gpu_pools_tainted,
-    config_schema=_GPU_TAINT_SCHEMA,
-)
-
 _SCALE_FROM_ZERO_SCHEMA = PolicyConfigSchema(
     properties={
         **ENVIRONMENT_KNOBS,
         **MANAGEMENT_KNOBS,
-        "maxIdleNodes": {
-            "type": "integer",
-            "default": 0,
-            "description": "Largest minimum node count a GPU pool may keep outside production.",
-        },
+        "maxIdleNodes": knob("integer", 0, "Largest minimum node count a GPU pool may keep outside production."),
     }
 )
 
 
-def _gpu_pools_scale_from_zero(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "gpu-pools-scale-from-zero",
+    "Outside production, GPU node pools autoscale from zero.",
+    ADVISORY,
+    _SCALE_FROM_ZERO_SCHEMA,
+)
+def gpu_pools_scale_from_zero(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     config = knobs(args, _SCALE_FROM_ZERO_SCHEMA)
     pools = _gpu_pools(args, config)
     environment = environment_of(config, args.stack_tags, get_path(args.props, "tags"))
@@ -141,32 +130,26 @@ def _gpu_pools_scale_from_zero(args: ResourceValidationArgs, report_violation: R
             )
 
 
-gpu_pools_scale_from_zero = ResourceValidationPolicy(
-    name="gpu-pools-scale-from-zero",
-    description="Outside production, GPU node pools autoscale from zero.",
-    enforcement_level=EnforcementLevel.ADVISORY,
-    validate=_gpu_pools_scale_from_zero,
-    config_schema=_SCALE_FROM_ZERO_SCHEMA,
-)
-
-
 def _operator_installs_driver(release: Any) -> bool:
     enabled = get_path(helm_values(release.props), "driver", "enabled", default=GPU_OPERATOR_DRIVER_DEFAULT)
     return truthy(enabled)
 
 
-def _gpu_driver_ownership(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.stack(
+    "gpu-driver-ownership",
+    "Exactly one party installs the NVIDIA driver: AKS GPU pools use gpuProfile.driver 'None' "
+    "exactly when the GPU Operator's driver.enabled is true.",
+    MANDATORY,
+    _GPU_TAINT_SCHEMA,
+)
+def gpu_driver_ownership(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     config = knobs(args, _GPU_TAINT_SCHEMA)
     operators = helm_releases(args, GPU_OPERATOR_CHART)
-    pools: list[tuple[str, str, Any]] = []
-    for resource in resources_of(args, AGENT_POOL, MANAGED_CLUSTER):
-        if resource.resource_type == AGENT_POOL:
-            if _is_gpu_pool(resource.props):
-                pools.append((resource.name, resource.urn, resource.props))
-        elif not is_management(resource.name, config):
-            for profile in items_of(get_path(resource.props, "agentPoolProfiles")):
-                if _is_gpu_pool(profile):
-                    pools.append((f"{resource.name}/{get_path(profile, 'name')}", resource.urn, profile))
+    pools = [
+        (label, resource.urn, pool)
+        for resource in resources_of(args, AGENT_POOL, MANAGED_CLUSTER)
+        for label, pool in gpu_pools_of(resource.resource_type, resource.name, resource.props, config)
+    ]
     if not pools or not operators:
         args.not_applicable("no GPU Operator release next to AKS GPU pools")
     operator_driver = {release.name: _operator_installs_driver(release) for release in operators}
@@ -188,26 +171,25 @@ def _gpu_driver_ownership(args: StackValidationArgs, report_violation: ReportVio
                 )
 
 
-gpu_driver_ownership = StackValidationPolicy(
-    name="gpu-driver-ownership",
-    description="Exactly one party installs the NVIDIA driver: AKS GPU pools use gpuProfile.driver 'None' "
-    "exactly when the GPU Operator's driver.enabled is true.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_gpu_driver_ownership,
-    config_schema=_GPU_TAINT_SCHEMA,
-)
-
-
 # ------------------------------------------------------------------------------------------------------
 # NIM: the nim-llm chart, or the NIM Operator's NIMService / NIMPipeline resources
 # ------------------------------------------------------------------------------------------------------
 
 
+def is_nim_release(resource_type: str, props: Any) -> bool:
+    return resource_type == HELM_RELEASE and chart_name(props) == NIM_CHART
+
+
+def nim_values(props: Any) -> Any:
+    """A nim-llm release's values with the chart's defaults merged in."""
+    return merged(NIM_LLM_DEFAULTS, helm_values(props))
+
+
 def _nim_specs(args: ResourceValidationArgs) -> Iterator[tuple[str, str, Any]]:
     """(label, shape, spec) of each NIM deployment the resource declares; shape is "chart" for nim-llm
     values (defaults merged in) and "operator" for a NIMService spec."""
-    if args.resource_type == HELM_RELEASE and chart_name(args.props) == NIM_CHART:
-        yield args.name, "chart", merged(NIM_LLM_DEFAULTS, helm_values(args.props))
+    if is_nim_release(args.resource_type, args.props):
+        yield args.name, "chart", nim_values(args.props)
     elif is_kind(args.resource_type, NIM_GROUP, "NIMService"):
         yield args.name, "operator", get_path(args.props, "spec", default={})
     elif is_kind(args.resource_type, NIM_GROUP, "NIMPipeline"):
@@ -225,7 +207,8 @@ def _gpu_count(value: Any) -> float:
         return 0
 
 
-def _nim_requests_gpus(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource("nim-requests-gpus", f"NIM deployments request at least one `{GPU_RESOURCE}`.", MANDATORY)
+def nim_requests_gpus(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     for label, _, spec in _nim_specs(args):
         limits = get_path(spec, "resources", "limits", default={})
         requests = get_path(spec, "resources", "requests", default={})
@@ -241,20 +224,11 @@ def _nim_requests_gpus(args: ResourceValidationArgs, report_violation: ReportVio
             )
 
 
-nim_requests_gpus = ResourceValidationPolicy(
-    name="nim-requests-gpus",
-    description=f"NIM deployments request at least one `{GPU_RESOURCE}`.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_nim_requests_gpus,
-)
-
 _TOLERATION_SCHEMA = PolicyConfigSchema(
     properties={
-        "gpuTaintValue": {
-            "type": "string",
-            "default": "present",
-            "description": f"Value of the `{GPU_TAINT_KEY}` taint, for tolerations that use operator Equal.",
-        }
+        "gpuTaintValue": knob(
+            "string", "present", f"Value of the `{GPU_TAINT_KEY}` taint, for tolerations that use operator Equal."
+        )
     }
 )
 
@@ -272,7 +246,13 @@ def tolerates_gpu_taint(toleration: Any, taint_value: str) -> bool:
     return operator == "Exists" or str(get_path(toleration, "value", default="") or "") == taint_value
 
 
-def _nim_tolerates_gpu_taint(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "nim-tolerates-gpu-taint",
+    f"NIM deployments tolerate the `{GPU_TAINT_KEY}` taint of GPU nodes.",
+    MANDATORY,
+    _TOLERATION_SCHEMA,
+)
+def nim_tolerates_gpu_taint(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     taint_value = str(knobs(args, _TOLERATION_SCHEMA)["gpuTaintValue"])
     for label, _, spec in _nim_specs(args):
         tolerations = items_of(get_path(spec, "tolerations"))
@@ -282,15 +262,6 @@ def _nim_tolerates_gpu_taint(args: ResourceValidationArgs, report_violation: Rep
                 "be scheduled on a GPU node.",
                 None,
             )
-
-
-nim_tolerates_gpu_taint = ResourceValidationPolicy(
-    name="nim-tolerates-gpu-taint",
-    description=f"NIM deployments tolerate the `{GPU_TAINT_KEY}` taint of GPU nodes.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_nim_tolerates_gpu_taint,
-    config_schema=_TOLERATION_SCHEMA,
-)
 
 
 def _cache_persisted(shape: str, spec: Any) -> bool:
@@ -305,7 +276,8 @@ def _cache_persisted(shape: str, spec: Any) -> bool:
     return is_mapping(pvc) and bool(get_path(pvc, "name") or truthy(get_path(pvc, "create", default=False)))
 
 
-def _nim_persists_model_cache(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource("nim-persists-model-cache", "NIM deployments keep the model cache on a persistent volume.", MANDATORY)
+def nim_persists_model_cache(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     for label, shape, spec in _nim_specs(args):
         if not _cache_persisted(shape, spec):
             where = "persistence.enabled" if shape == "chart" else "spec.storage (nimCache or pvc)"
@@ -316,29 +288,24 @@ def _nim_persists_model_cache(args: ResourceValidationArgs, report_violation: Re
             )
 
 
-nim_persists_model_cache = ResourceValidationPolicy(
-    name="nim-persists-model-cache",
-    description="NIM deployments keep the model cache on a persistent volume.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_nim_persists_model_cache,
-)
-
 _STARTUP_SCHEMA = PolicyConfigSchema(
     properties={
-        "minStartupSeconds": {
-            "type": "integer",
-            "default": 1800,
-            "description": "Time the startup probe must allow for the first model download.",
-        }
+        "minStartupSeconds": knob("integer", 1800, "Time the startup probe must allow for the first model download.")
     }
 )
 
 
-def _nim_startup_allows_download(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != HELM_RELEASE or chart_name(args.props) != NIM_CHART:
+@RULES.resource(
+    "nim-startup-allows-model-download",
+    "The NIM startup probe leaves time for the first model download.",
+    ADVISORY,
+    _STARTUP_SCHEMA,
+)
+def nim_startup_allows_model_download(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if not is_nim_release(args.resource_type, args.props):
         args.not_applicable("not a nim-llm release")
     minimum = int(knobs(args, _STARTUP_SCHEMA)["minStartupSeconds"])
-    probe = get_path(merged(NIM_LLM_DEFAULTS, helm_values(args.props)), "startupProbe", default={})
+    probe = get_path(nim_values(args.props), "startupProbe", default={})
     if not truthy(get_path(probe, "enabled", default=True)):
         report_violation(
             f"NIM {args.name!r} disables its startup probe; the liveness probe would restart the pod "
@@ -357,20 +324,4 @@ def _nim_startup_allows_download(args: ResourceValidationArgs, report_violation:
         )
 
 
-nim_startup_allows_model_download = ResourceValidationPolicy(
-    name="nim-startup-allows-model-download",
-    description="The NIM startup probe leaves time for the first model download.",
-    enforcement_level=EnforcementLevel.ADVISORY,
-    validate=_nim_startup_allows_download,
-    config_schema=_STARTUP_SCHEMA,
-)
-
-POLICIES = [
-    gpu_pools_tainted,
-    gpu_pools_scale_from_zero,
-    gpu_driver_ownership,
-    nim_requests_gpus,
-    nim_tolerates_gpu_taint,
-    nim_persists_model_cache,
-    nim_startup_allows_model_download,
-]
+POLICIES = RULES.policies

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
+from pulumi_policy import ReportViolation, ResourceValidationArgs
 
-from policies.common import STORAGE_ACCOUNT, get_path
+from .props import get_path
+from .rules import MANDATORY, Rules, only
+from .tokens import STORAGE_ACCOUNT
+
+RULES = Rules()
 
 BLOB_CONTAINER = "azure-native:storage:BlobContainer"
 _MODERN_TLS = ("TLS1_2", "TLS1_3")
 
 
 def _only_accounts(args: ResourceValidationArgs) -> None:
-    if args.resource_type != STORAGE_ACCOUNT:
-        args.not_applicable("not a storage account")
+    only(args, "not a storage account", STORAGE_ACCOUNT)
 
 
-def _secure_transport(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "storage-account-secure-transport", "Storage accounts accept HTTPS only, with TLS 1.2 or newer.", MANDATORY
+)
+def storage_account_secure_transport(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     _only_accounts(args)
     problems = []
     # Azure's default is HTTPS-only; only an explicit false opens plain HTTP.
@@ -30,15 +36,12 @@ def _secure_transport(args: ResourceValidationArgs, report_violation: ReportViol
         )
 
 
-storage_account_secure_transport = ResourceValidationPolicy(
-    name="storage-account-secure-transport",
-    description="Storage accounts accept HTTPS only, with TLS 1.2 or newer.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_secure_transport,
+@RULES.resource(
+    "storage-no-public-blob-access",
+    "Storage accounts forbid anonymous blob access and no container allows it.",
+    MANDATORY,
 )
-
-
-def _no_public_blobs(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def storage_no_public_blob_access(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type == STORAGE_ACCOUNT:
         if get_path(args.props, "allowBlobPublicAccess") is not False:
             report_violation(
@@ -54,15 +57,10 @@ def _no_public_blobs(args: ResourceValidationArgs, report_violation: ReportViola
         args.not_applicable("not a storage account or blob container")
 
 
-storage_no_public_blob_access = ResourceValidationPolicy(
-    name="storage-no-public-blob-access",
-    description="Storage accounts forbid anonymous blob access and no container allows it.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_no_public_blobs,
+@RULES.resource(
+    "storage-account-no-shared-key", "Storage accounts disable shared key (account key) authorization.", MANDATORY
 )
-
-
-def _no_shared_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def storage_account_no_shared_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     _only_accounts(args)
     if get_path(args.props, "allowSharedKeyAccess") is not False:
         report_violation(
@@ -72,15 +70,4 @@ def _no_shared_key(args: ResourceValidationArgs, report_violation: ReportViolati
         )
 
 
-storage_account_no_shared_key = ResourceValidationPolicy(
-    name="storage-account-no-shared-key",
-    description="Storage accounts disable shared key (account key) authorization.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_no_shared_key,
-)
-
-POLICIES = [
-    storage_account_secure_transport,
-    storage_no_public_blob_access,
-    storage_account_no_shared_key,
-]
+POLICIES = RULES.policies

@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
+from pulumi_policy import ReportViolation, ResourceValidationArgs
 
-from policies.common import HELM_RELEASE, chart_name, get_path, helm_values, is_kind, items_of, strings_of
+from .common import helm_values, is_kind
+from .props import chart_name, get_path, items_of, strings_of
+from .rules import ADVISORY, MANDATORY, Rules
+from .tokens import HELM_RELEASE
+
+RULES = Rules()
 
 ARGO_WORKFLOWS_CHART = "argo-workflows"
 ARGO_GROUP = "argoproj.io"
@@ -32,7 +37,8 @@ def server_auth_modes(values: Any) -> list[str]:
     return modes
 
 
-def _argo_server_auth(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource("argo-server-auth-mode", "argo-server does not authenticate with the `server` mode alone.", MANDATORY)
+def argo_server_auth_mode(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != HELM_RELEASE or chart_name(args.props) != ARGO_WORKFLOWS_CHART:
         args.not_applicable("not an argo-workflows release")
     modes = server_auth_modes(helm_values(args.props))
@@ -42,14 +48,6 @@ def _argo_server_auth(args: ResourceValidationArgs, report_violation: ReportViol
             "caller acts as the server's ServiceAccount. Use `sso` and/or `client`.",
             None,
         )
-
-
-argo_server_auth_mode = ResourceValidationPolicy(
-    name="argo-server-auth-mode",
-    description="argo-server does not authenticate with the `server` mode alone.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_argo_server_auth,
-)
 
 
 def _template_spec(args: ResourceValidationArgs) -> Any:
@@ -82,7 +80,13 @@ def _deadline_set(value: Any) -> bool:
     return value is not None and str(value) not in ("", "0")
 
 
-def _active_deadline(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "workflow-template-active-deadline",
+    "Workflow templates bound their run time with activeDeadlineSeconds (the whole workflow, or "
+    "each step of a template library).",
+    MANDATORY,
+)
+def workflow_template_active_deadline(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     spec = _template_spec(args)
     if _runnable(spec):
         if not _deadline_set(get_path(spec, "activeDeadlineSeconds")):
@@ -101,20 +105,16 @@ def _active_deadline(args: ResourceValidationArgs, report_violation: ReportViola
         )
 
 
-workflow_template_active_deadline = ResourceValidationPolicy(
-    name="workflow-template-active-deadline",
-    description="Workflow templates bound their run time with activeDeadlineSeconds (the whole workflow, or "
-    "each step of a template library).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_active_deadline,
-)
-
-
 def _retry_set(value: Any) -> bool:
     return value is not None
 
 
-def _retry_strategy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "workflow-template-retry-strategy",
+    "Pod-running steps of workflow templates retry transient failures (retryStrategy).",
+    ADVISORY,
+)
+def workflow_template_retry_strategy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     spec = _template_spec(args)
     missing = _uncovered(spec, "retryStrategy", _retry_set)
     if missing:
@@ -125,15 +125,12 @@ def _retry_strategy(args: ResourceValidationArgs, report_violation: ReportViolat
         )
 
 
-workflow_template_retry_strategy = ResourceValidationPolicy(
-    name="workflow-template-retry-strategy",
-    description="Pod-running steps of workflow templates retry transient failures (retryStrategy).",
-    enforcement_level=EnforcementLevel.ADVISORY,
-    validate=_retry_strategy,
+@RULES.resource(
+    "workflow-template-pod-gc",
+    "Workflow templates that run as workflows garbage-collect their pods (podGC.strategy).",
+    MANDATORY,
 )
-
-
-def _pod_gc(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def workflow_template_pod_gc(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     spec = _template_spec(args)
     if not _runnable(spec):
         args.not_applicable("a template library; podGC belongs to the workflows that call it")
@@ -144,16 +141,4 @@ def _pod_gc(args: ResourceValidationArgs, report_violation: ReportViolation) -> 
         )
 
 
-workflow_template_pod_gc = ResourceValidationPolicy(
-    name="workflow-template-pod-gc",
-    description="Workflow templates that run as workflows garbage-collect their pods (podGC.strategy).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_pod_gc,
-)
-
-POLICIES = [
-    argo_server_auth_mode,
-    workflow_template_active_deadline,
-    workflow_template_retry_strategy,
-    workflow_template_pod_gc,
-]
+POLICIES = RULES.policies

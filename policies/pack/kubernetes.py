@@ -4,35 +4,31 @@ from __future__ import annotations
 
 import re
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
+from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidationArgs
 
-from policies.common import (
-    HELM_RELEASE,
-    KUBERNETES_PROVIDER,
-    chart_name,
-    get_path,
+from .common import (
     helm_values,
     image_tag_problem,
     is_kind,
-    is_mapping,
-    items_of,
     knobs,
     kube_kind,
     labels_of,
     meta_name,
     meta_namespace,
-    strings_of,
-    walk,
 )
+from .props import chart_name, get_path, is_mapping, items_of, strings_of, walk
+from .rules import ADVISORY, MANDATORY, Rules, only, strings_knob
+from .tokens import HELM_RELEASE, KUBERNETES_PROVIDER
+
+RULES = Rules()
 
 
-def _explicit_provider(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "kubernetes-explicit-provider",
+    "Every Kubernetes resource names its cluster's explicit provider, never the default one.",
+    MANDATORY,
+)
+def kubernetes_explicit_provider(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if not args.resource_type.startswith("kubernetes:"):
         args.not_applicable("not a Kubernetes resource")
     provider = args.provider
@@ -44,17 +40,11 @@ def _explicit_provider(args: ResourceValidationArgs, report_violation: ReportVio
         )
 
 
-kubernetes_explicit_provider = ResourceValidationPolicy(
-    name="kubernetes-explicit-provider",
-    description="Every Kubernetes resource names its cluster's explicit provider, never the default one.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_explicit_provider,
+@RULES.resource(
+    "kubernetes-provider-cluster-identifier", "Kubernetes providers set a stable clusterIdentifier.", MANDATORY
 )
-
-
-def _cluster_identifier(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != KUBERNETES_PROVIDER:
-        args.not_applicable("not a Kubernetes provider")
+def kubernetes_provider_cluster_identifier(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    only(args, "not a Kubernetes provider", KUBERNETES_PROVIDER)
     if not str(get_path(args.props, "clusterIdentifier", default="") or ""):
         report_violation(
             f"Kubernetes provider {args.name!r} has no clusterIdentifier; while its kubeconfig is unknown "
@@ -62,13 +52,6 @@ def _cluster_identifier(args: ResourceValidationArgs, report_violation: ReportVi
             None,
         )
 
-
-kubernetes_provider_cluster_identifier = ResourceValidationPolicy(
-    name="kubernetes-provider-cluster-identifier",
-    description="Kubernetes providers set a stable clusterIdentifier.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_cluster_identifier,
-)
 
 POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
@@ -80,7 +63,8 @@ def _namespace_level(args: ResourceValidationArgs) -> str:
     return str(get_path(labels_of(args.props), ENFORCE_LABEL, default="") or "")
 
 
-def _pod_security_enforced(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource("namespace-pod-security-enforced", "Every namespace enforces a Pod Security Standard.", MANDATORY)
+def namespace_pod_security_enforced(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     level = _namespace_level(args)
     if level not in POD_SECURITY_LEVELS:
         report_violation(
@@ -90,26 +74,23 @@ def _pod_security_enforced(args: ResourceValidationArgs, report_violation: Repor
         )
 
 
-namespace_pod_security_enforced = ResourceValidationPolicy(
-    name="namespace-pod-security-enforced",
-    description="Every namespace enforces a Pod Security Standard.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_pod_security_enforced,
-)
-
 _PRIVILEGED_SCHEMA = PolicyConfigSchema(
     properties={
-        "privilegedNamespaces": {
-            "type": "array",
-            "items": {"type": "string"},
-            "default": ["gpu-operator", "volcano-system", "volcano-monitoring", "kube-system"],
-            "description": "Namespaces whose pods need host access (drivers, device plugins, schedulers).",
-        }
+        "privilegedNamespaces": strings_knob(
+            ["gpu-operator", "volcano-system", "volcano-monitoring", "kube-system"],
+            "Namespaces whose pods need host access (drivers, device plugins, schedulers).",
+        )
     }
 )
 
 
-def _privileged_only_where_needed(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "namespace-privileged-only-where-needed",
+    "Only the namespaces of node-level components enforce the `privileged` Pod Security level.",
+    ADVISORY,
+    _PRIVILEGED_SCHEMA,
+)
+def namespace_privileged_only_where_needed(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     level = _namespace_level(args)
     name = meta_name(args.props) or args.name
     if level == "privileged" and name not in knobs(args, _PRIVILEGED_SCHEMA)["privilegedNamespaces"]:
@@ -118,15 +99,6 @@ def _privileged_only_where_needed(args: ResourceValidationArgs, report_violation
             "(policy config privilegedNamespaces) should.",
             None,
         )
-
-
-namespace_privileged_only_where_needed = ResourceValidationPolicy(
-    name="namespace-privileged-only-where-needed",
-    description="Only the namespaces of node-level components enforce the `privileged` Pod Security level.",
-    enforcement_level=EnforcementLevel.ADVISORY,
-    validate=_privileged_only_where_needed,
-    config_schema=_PRIVILEGED_SCHEMA,
-)
 
 
 def authored_image_problems(spec: object) -> list[str]:
@@ -152,7 +124,10 @@ def authored_image_problems(spec: object) -> list[str]:
     return problems
 
 
-def _image_tags_pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "image-tags-pinned", "Images in authored Kubernetes objects carry a tag or digest, never `latest`.", MANDATORY
+)
+def image_tags_pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if kube_kind(args.resource_type) is None:
         args.not_applicable("not an authored Kubernetes object")
     problems = authored_image_problems(args.props)
@@ -160,34 +135,24 @@ def _image_tags_pinned(args: ResourceValidationArgs, report_violation: ReportVio
         report_violation(f"{args.resource_type.rsplit(':', 1)[-1]} {args.name!r}: {'; '.join(problems)}.", None)
 
 
-image_tags_pinned = ResourceValidationPolicy(
-    name="image-tags-pinned",
-    description="Images in authored Kubernetes objects carry a tag or digest, never `latest`.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_image_tags_pinned,
-)
-
 _LOAD_BALANCER_SCHEMA = PolicyConfigSchema(
     properties={
-        "allowedServices": {
-            "type": "array",
-            "items": {"type": "string"},
-            "default": [],
-            "description": "`namespace/name` of authored Services allowed to be of type LoadBalancer.",
-        },
-        "gatewayCharts": {
-            "type": "array",
-            "items": {"type": "string"},
-            "default": ["gateway-helm"],
-            "description": "Charts of the gateway, whose values may ask for a LoadBalancer.",
-        },
+        "allowedServices": strings_knob(
+            [], "`namespace/name` of authored Services allowed to be of type LoadBalancer."
+        ),
+        "gatewayCharts": strings_knob(
+            ["gateway-helm"], "Charts of the gateway, whose values may ask for a LoadBalancer."
+        ),
     }
 )
 # Envoy Gateway labels the Services it creates for a Gateway with the owning Gateway's name.
 GATEWAY_OWNER_LABEL = "gateway.envoyproxy.io/owning-gateway-name"
 
 
-def _no_load_balancers(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "no-load-balancer-services", "No LoadBalancer Services except the gateway's.", MANDATORY, _LOAD_BALANCER_SCHEMA
+)
+def no_load_balancer_services(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     config = knobs(args, _LOAD_BALANCER_SCHEMA)
     if is_kind(args.resource_type, "", "Service"):
         if get_path(args.props, "spec", "type") != "LoadBalancer":
@@ -214,16 +179,8 @@ def _no_load_balancers(args: ResourceValidationArgs, report_violation: ReportVio
         args.not_applicable("not a Service or Helm release")
 
 
-no_load_balancer_services = ResourceValidationPolicy(
-    name="no-load-balancer-services",
-    description="No LoadBalancer Services except the gateway's.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_no_load_balancers,
-    config_schema=_LOAD_BALANCER_SCHEMA,
-)
-
-
-def _rbac_no_wildcards(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource("rbac-no-wildcards", "Authored Roles and ClusterRoles grant no wildcard verbs or resources.", MANDATORY)
+def rbac_no_wildcards(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if not is_kind(args.resource_type, "rbac.authorization.k8s.io", "Role", "ClusterRole"):
         args.not_applicable("not a Role or ClusterRole")
     wild = []
@@ -239,19 +196,4 @@ def _rbac_no_wildcards(args: ResourceValidationArgs, report_violation: ReportVio
         )
 
 
-rbac_no_wildcards = ResourceValidationPolicy(
-    name="rbac-no-wildcards",
-    description="Authored Roles and ClusterRoles grant no wildcard verbs or resources.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_rbac_no_wildcards,
-)
-
-POLICIES = [
-    kubernetes_explicit_provider,
-    kubernetes_provider_cluster_identifier,
-    namespace_pod_security_enforced,
-    namespace_privileged_only_where_needed,
-    image_tags_pinned,
-    no_load_balancer_services,
-    rbac_no_wildcards,
-]
+POLICIES = RULES.policies

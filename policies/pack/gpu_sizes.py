@@ -1,9 +1,5 @@
-"""Facts the program relies on, kept in one place with their source.
-
-These are data, not behaviour: the GPU VM sizes Azure offers (so a typo never reaches ARM), the
-disk footprint of the models NIM serves (so a model cache is never too small), and the chart
-versions the platform is tested against.
-"""
+"""The Azure GPU VM sizes, with their source: the management cluster refuses them, the GPU rules
+recognise GPU pools by them, the pricer counts their GPUs, and the program validates pools against them."""
 
 from __future__ import annotations
 
@@ -46,30 +42,3 @@ def is_gpu_vm_size(vm_size: str) -> bool:
     refuse every GPU size, including ones newer than this table."""
     family = vm_size.removeprefix("Standard_")
     return vm_size in GPU_SKUS or family[:2] in {"NC", "ND", "NV", "NG"}
-
-
-# On-disk size of each NIM model profile (bf16 weights plus tokenizer and engine files), in GiB,
-# from the NIM for LLMs support matrix (docs.nvidia.com/nim/large-language-models, 2026-11).
-# The model cache PVC must be at least this large plus headroom for an engine rebuild.
-MODEL_DISK_GIB: dict[str, int] = {
-    "meta/llama-3.2-1b-instruct": 3,
-    "meta/llama-3.2-3b-instruct": 7,
-    "meta/llama-3.1-8b-instruct": 16,
-    "meta/llama-3.3-70b-instruct": 141,
-    "meta/llama-3.1-70b-instruct": 141,
-    "mistralai/mistral-7b-instruct-v0.3": 15,
-    "nvidia/llama-3.1-nemotron-nano-8b-v1": 16,
-    "nvidia/llama-3.3-nemotron-super-49b-v1": 100,
-}
-
-# Minimum GPUs (80 GB class) each model needs for one replica with tensor parallelism.
-MODEL_MIN_GPUS: dict[str, int] = {
-    "meta/llama-3.2-1b-instruct": 1,
-    "meta/llama-3.2-3b-instruct": 1,
-    "meta/llama-3.1-8b-instruct": 1,
-    "meta/llama-3.3-70b-instruct": 4,
-    "meta/llama-3.1-70b-instruct": 4,
-    "mistralai/mistral-7b-instruct-v0.3": 1,
-    "nvidia/llama-3.1-nemotron-nano-8b-v1": 1,
-    "nvidia/llama-3.3-nemotron-super-49b-v1": 2,
-}

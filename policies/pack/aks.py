@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
-import ipaddress
+from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidationArgs
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
+from .common import ENVIRONMENT_KNOBS, MANAGEMENT_KNOBS, environment_of, is_management, knobs, open_range
+from .gpu_sizes import is_gpu_vm_size
+from .props import get_path, items_of, strings_of
+from .rules import MANDATORY, Rules, only, strings_knob
+from .tokens import AGENT_POOL, MANAGED_CLUSTER
 
-from components.facts import is_gpu_vm_size
-from policies.common import (
-    AGENT_POOL,
-    ENVIRONMENT_KNOBS,
-    MANAGED_CLUSTER,
-    MANAGEMENT_KNOBS,
-    environment_of,
-    get_path,
-    is_management,
-    items_of,
-    knobs,
-    strings_of,
-)
+RULES = Rules()
 
 
 def _only_clusters(args: ResourceValidationArgs) -> None:
-    if args.resource_type != MANAGED_CLUSTER:
-        args.not_applicable("not an AKS cluster")
+    only(args, "not an AKS cluster", MANAGED_CLUSTER)
 
 
-def _entra_id_rbac(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "aks-entra-id-rbac",
+    "AKS clusters authenticate through Entra ID with Azure RBAC and have local accounts disabled.",
+    MANDATORY,
+)
+def aks_entra_id_rbac(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     _only_clusters(args)
     props = args.props
     problems = []
@@ -48,22 +38,10 @@ def _entra_id_rbac(args: ResourceValidationArgs, report_violation: ReportViolati
         report_violation(f"Cluster {args.name!r}: " + "; ".join(problems) + ".", None)
 
 
-aks_entra_id_rbac = ResourceValidationPolicy(
-    name="aks-entra-id-rbac",
-    description="AKS clusters authenticate through Entra ID with Azure RBAC and have local accounts disabled.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_entra_id_rbac,
+@RULES.resource(
+    "aks-api-server-restricted", "The AKS API server is private or restricted to authorized IP ranges.", MANDATORY
 )
-
-
-def _open_range(cidr: str) -> bool:
-    try:
-        return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
-    except ValueError:
-        return False
-
-
-def _api_server_restricted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def aks_api_server_restricted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     _only_clusters(args)
     access = get_path(args.props, "apiServerAccessProfile", default={})
     if get_path(access, "enablePrivateCluster") is True:
@@ -75,19 +53,12 @@ def _api_server_restricted(args: ResourceValidationArgs, report_violation: Repor
             "apiServerAccessProfile.authorizedIPRanges or make the cluster private.",
             None,
         )
-    elif any(_open_range(cidr) for cidr in ranges):
+    elif any(open_range(cidr) for cidr in ranges):
         report_violation(f"Cluster {args.name!r} authorizes every address ({', '.join(ranges)}).", None)
 
 
-aks_api_server_restricted = ResourceValidationPolicy(
-    name="aks-api-server-restricted",
-    description="The AKS API server is private or restricted to authorized IP ranges.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_api_server_restricted,
-)
-
-
-def _workload_identity(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource("aks-workload-identity", "AKS clusters enable the OIDC issuer and workload identity.", MANDATORY)
+def aks_workload_identity(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     _only_clusters(args)
     missing = []
     if get_path(args.props, "oidcIssuerProfile", "enabled") is not True:
@@ -102,17 +73,11 @@ def _workload_identity(args: ResourceValidationArgs, report_violation: ReportVio
         )
 
 
-aks_workload_identity = ResourceValidationPolicy(
-    name="aks-workload-identity",
-    description="AKS clusters enable the OIDC issuer and workload identity.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_workload_identity,
-)
-
 _NETWORK_POLICY_ENGINES = ("azure", "calico", "cilium")
 
 
-def _network_policy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource("aks-network-policy", "AKS clusters run a network policy engine (Azure, Calico or Cilium).", MANDATORY)
+def aks_network_policy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     _only_clusters(args)
     engine = get_path(args.props, "networkProfile", "networkPolicy")
     if str(engine or "").lower() not in _NETWORK_POLICY_ENGINES:
@@ -123,19 +88,16 @@ def _network_policy(args: ResourceValidationArgs, report_violation: ReportViolat
         )
 
 
-aks_network_policy = ResourceValidationPolicy(
-    name="aks-network-policy",
-    description="AKS clusters run a network policy engine (Azure, Calico or Cilium).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_network_policy,
-)
-
-
 def _ignores(ignore_changes: list[str], *paths: str) -> bool:
     return any(path in ignore_changes for path in paths)
 
 
-def _autoscaled_counts_ignored(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "aks-autoscaled-counts-ignored",
+    "Autoscaled node pools leave their node count to the autoscaler (count in ignore_changes).",
+    MANDATORY,
+)
+def aks_autoscaled_counts_ignored(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     ignored = list(args.opts.ignore_changes or [])
     if args.resource_type == MANAGED_CLUSTER:
         for index, profile in enumerate(items_of(get_path(args.props, "agentPoolProfiles"))):
@@ -160,15 +122,12 @@ def _autoscaled_counts_ignored(args: ResourceValidationArgs, report_violation: R
         args.not_applicable("not an AKS cluster or node pool")
 
 
-aks_autoscaled_counts_ignored = ResourceValidationPolicy(
-    name="aks-autoscaled-counts-ignored",
-    description="Autoscaled node pools leave their node count to the autoscaler (count in ignore_changes).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_autoscaled_counts_ignored,
+@RULES.resource(
+    "aks-user-pools-as-agent-pools",
+    "Only the system pool is declared inline; every other pool is its own AgentPool resource.",
+    MANDATORY,
 )
-
-
-def _user_pools_as_agent_pools(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def aks_user_pools_as_agent_pools(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     _only_clusters(args)
     profiles = items_of(get_path(args.props, "agentPoolProfiles"))
     inline_users = [str(get_path(p, "name")) for p in profiles if get_path(p, "mode") != "System"]
@@ -182,27 +141,20 @@ def _user_pools_as_agent_pools(args: ResourceValidationArgs, report_violation: R
         report_violation(f"Cluster {args.name!r} declares more than one system pool inline.", None)
 
 
-aks_user_pools_as_agent_pools = ResourceValidationPolicy(
-    name="aks-user-pools-as-agent-pools",
-    description="Only the system pool is declared inline; every other pool is its own AgentPool resource.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_user_pools_as_agent_pools,
-)
-
 _SKU_TIER_SCHEMA = PolicyConfigSchema(
     properties={
         **ENVIRONMENT_KNOBS,
-        "productionTiers": {
-            "type": "array",
-            "items": {"type": "string"},
-            "default": ["Standard", "Premium"],
-            "description": "AKS SKU tiers with an uptime SLA, required in production.",
-        },
+        "productionTiers": strings_knob(
+            ["Standard", "Premium"], "AKS SKU tiers with an uptime SLA, required in production."
+        ),
     }
 )
 
 
-def _sku_tier_in_prod(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+@RULES.resource(
+    "aks-sku-tier-in-prod", "Production AKS clusters use the Standard or Premium tier.", MANDATORY, _SKU_TIER_SCHEMA
+)
+def aks_sku_tier_in_prod(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     _only_clusters(args)
     config = knobs(args, _SKU_TIER_SCHEMA)
     environment = environment_of(config, args.stack_tags, get_path(args.props, "tags"))
@@ -217,20 +169,17 @@ def _sku_tier_in_prod(args: ResourceValidationArgs, report_violation: ReportViol
         )
 
 
-aks_sku_tier_in_prod = ResourceValidationPolicy(
-    name="aks-sku-tier-in-prod",
-    description="Production AKS clusters use the Standard or Premium tier.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_sku_tier_in_prod,
-    config_schema=_SKU_TIER_SCHEMA,
-)
-
 _MANAGEMENT_SCHEMA = PolicyConfigSchema(properties=dict(MANAGEMENT_KNOBS))
 
 
-def _management_cpu_only(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type not in (MANAGED_CLUSTER, AGENT_POOL):
-        args.not_applicable("not an AKS cluster or node pool")
+@RULES.resource(
+    "aks-management-cluster-cpu-only",
+    "The management cluster and its pools use no GPU VM sizes.",
+    MANDATORY,
+    _MANAGEMENT_SCHEMA,
+)
+def aks_management_cluster_cpu_only(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    only(args, "not an AKS cluster or node pool", MANAGED_CLUSTER, AGENT_POOL)
     config = knobs(args, _MANAGEMENT_SCHEMA)
     if not is_management(args.name, config):
         args.not_applicable("not part of the management cluster")
@@ -247,21 +196,4 @@ def _management_cpu_only(args: ResourceValidationArgs, report_violation: ReportV
         )
 
 
-aks_management_cluster_cpu_only = ResourceValidationPolicy(
-    name="aks-management-cluster-cpu-only",
-    description="The management cluster and its pools use no GPU VM sizes.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_management_cpu_only,
-    config_schema=_MANAGEMENT_SCHEMA,
-)
-
-POLICIES = [
-    aks_entra_id_rbac,
-    aks_api_server_restricted,
-    aks_workload_identity,
-    aks_network_policy,
-    aks_autoscaled_counts_ignored,
-    aks_user_pools_as_agent_pools,
-    aks_sku_tier_in_prod,
-    aks_management_cluster_cpu_only,
-]
+POLICIES = RULES.policies

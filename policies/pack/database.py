@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
+from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidationArgs
 
-from policies.common import ENVIRONMENT_KNOBS, POSTGRES_SERVER, environment_of, get_path, knobs
+from .common import ENVIRONMENT_KNOBS, environment_of, knobs
+from .props import get_path
+from .rules import MANDATORY, Rules, knob, only
+from .tokens import POSTGRES_SERVER
+
+RULES = Rules()
 
 POSTGRES_CONFIGURATION = "azure-native:dbforpostgresql:Configuration"
 POSTGRES_FIREWALL_RULE = "azure-native:dbforpostgresql:FirewallRule"
@@ -19,9 +18,17 @@ AZURE_DEFAULT_RETENTION_DAYS = 7
 _WEAK_TLS = ("tlsv1", "tlsv1.0", "tlsv1.1")
 
 
-def _secure_transport(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != POSTGRES_CONFIGURATION:
-        args.not_applicable("not a PostgreSQL server parameter")
+def _only_servers(args: ResourceValidationArgs) -> None:
+    only(args, "not a PostgreSQL flexible server", POSTGRES_SERVER)
+
+
+@RULES.resource(
+    "postgres-require-secure-transport",
+    "PostgreSQL servers keep require_secure_transport on and TLS 1.2 as the minimum.",
+    MANDATORY,
+)
+def postgres_require_secure_transport(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    only(args, "not a PostgreSQL server parameter", POSTGRES_CONFIGURATION)
     parameter = str(get_path(args.props, "configurationName", default="") or args.name).lower()
     value = str(get_path(args.props, "value", default="") or "").strip().lower()
     if parameter == "require_secure_transport" and value in ("off", "false", "0"):
@@ -34,27 +41,16 @@ def _secure_transport(args: ResourceValidationArgs, report_violation: ReportViol
         report_violation(f"Server parameter {args.name!r} allows {value!r}; require TLSv1.2 or newer.", None)
 
 
-postgres_require_secure_transport = ResourceValidationPolicy(
-    name="postgres-require-secure-transport",
-    description="PostgreSQL servers keep require_secure_transport on and TLS 1.2 as the minimum.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_secure_transport,
-)
-
 _RETENTION_SCHEMA = PolicyConfigSchema(
-    properties={
-        "minRetentionDays": {
-            "type": "integer",
-            "default": 7,
-            "description": "Shortest point-in-time restore window allowed.",
-        }
-    }
+    properties={"minRetentionDays": knob("integer", 7, "Shortest point-in-time restore window allowed.")}
 )
 
 
-def _backup_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != POSTGRES_SERVER:
-        args.not_applicable("not a PostgreSQL flexible server")
+@RULES.resource(
+    "postgres-backup-retention", "PostgreSQL servers keep at least 7 days of backups.", MANDATORY, _RETENTION_SCHEMA
+)
+def postgres_backup_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    _only_servers(args)
     minimum = int(knobs(args, _RETENTION_SCHEMA)["minRetentionDays"])
     days = int(get_path(args.props, "backup", "backupRetentionDays", default=AZURE_DEFAULT_RETENTION_DAYS))
     if days < minimum:
@@ -64,20 +60,17 @@ def _backup_retention(args: ResourceValidationArgs, report_violation: ReportViol
         )
 
 
-postgres_backup_retention = ResourceValidationPolicy(
-    name="postgres-backup-retention",
-    description="PostgreSQL servers keep at least 7 days of backups.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_backup_retention,
-    config_schema=_RETENTION_SCHEMA,
-)
-
 _GEO_SCHEMA = PolicyConfigSchema(properties=dict(ENVIRONMENT_KNOBS))
 
 
-def _geo_redundant_in_prod(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != POSTGRES_SERVER:
-        args.not_applicable("not a PostgreSQL flexible server")
+@RULES.resource(
+    "postgres-geo-redundant-backup-in-prod",
+    "Production PostgreSQL servers keep geo-redundant backups.",
+    MANDATORY,
+    _GEO_SCHEMA,
+)
+def postgres_geo_redundant_backup_in_prod(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    _only_servers(args)
     config = knobs(args, _GEO_SCHEMA)
     environment = environment_of(config, args.stack_tags, get_path(args.props, "tags"))
     if environment not in config["productionEnvironments"]:
@@ -90,18 +83,11 @@ def _geo_redundant_in_prod(args: ResourceValidationArgs, report_violation: Repor
         )
 
 
-postgres_geo_redundant_backup_in_prod = ResourceValidationPolicy(
-    name="postgres-geo-redundant-backup-in-prod",
-    description="Production PostgreSQL servers keep geo-redundant backups.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_geo_redundant_in_prod,
-    config_schema=_GEO_SCHEMA,
+@RULES.resource(
+    "postgres-no-open-firewall", "PostgreSQL firewall rules open neither the internet nor all of Azure.", MANDATORY
 )
-
-
-def _no_open_firewall(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != POSTGRES_FIREWALL_RULE:
-        args.not_applicable("not a PostgreSQL firewall rule")
+def postgres_no_open_firewall(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    only(args, "not a PostgreSQL firewall rule", POSTGRES_FIREWALL_RULE)
     start = str(get_path(args.props, "startIpAddress", default=""))
     end = str(get_path(args.props, "endIpAddress", default=""))
     if start == "0.0.0.0" and end == "255.255.255.255":
@@ -114,16 +100,4 @@ def _no_open_firewall(args: ResourceValidationArgs, report_violation: ReportViol
         )
 
 
-postgres_no_open_firewall = ResourceValidationPolicy(
-    name="postgres-no-open-firewall",
-    description="PostgreSQL firewall rules open neither the internet nor all of Azure.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_no_open_firewall,
-)
-
-POLICIES = [
-    postgres_require_secure_transport,
-    postgres_backup_retention,
-    postgres_geo_redundant_backup_in_prod,
-    postgres_no_open_firewall,
-]
+POLICIES = RULES.policies

@@ -1,0 +1,83 @@
+"""What the gateway's modules share: the names of the Gateway and its listeners, the API groups of Gateway API
+and Envoy Gateway, and the factory that creates the gateway's objects.
+
+Envoy Gateway v1.9 API: gateway.envoyproxy.io/v1alpha1 (EnvoyProxy, SecurityPolicy, BackendTrafficPolicy);
+Gateway API v1.6.1 (experimental channel, installed by the chart): gateway.networking.k8s.io/v1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.kube import custom_object, platform_labels
+
+NAMESPACE = "envoy-gateway-system"
+GATEWAY = "llmops-gateway"
+
+HTTPS_LISTENER = "https"
+ACME_LISTENER = "http"
+PASSTHROUGH_LISTENER = "kube-apiserver"
+HTTPS_PORT = 443
+HTTP_PORT = 80
+
+GATEWAY_API = "gateway.networking.k8s.io"
+ENVOY_GATEWAY = "gateway.envoyproxy.io"
+GATEWAY_API_VERSION = f"{GATEWAY_API}/v1"
+ENVOY_GATEWAY_VERSION = f"{ENVOY_GATEWAY}/v1alpha1"
+
+
+def gateway_ref(kind: str, name: str, section: str | None = None) -> dict[str, str]:
+    """A reference to a Gateway API object (`parentRefs`, `targetRefs`), optionally to one of its sections."""
+    ref = {"group": GATEWAY_API, "kind": kind, "name": name}
+    if section is not None:
+        ref["sectionName"] = section
+    return ref
+
+
+def gateway_labels() -> dict[str, str]:
+    return platform_labels("gateway")
+
+
+@dataclass(frozen=True)
+class GatewayObjects:
+    """Creates the gateway's objects on the GPU cluster as children of `parent`, named `<prefix>-<suffix>`."""
+
+    prefix: str
+    parent: pulumi.Resource
+    provider: k8s.Provider
+
+    def options(self, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self.parent, provider=self.provider, depends_on=list(depends_on))
+
+    def custom(
+        self,
+        suffix: str,
+        api_version: str,
+        kind: str,
+        object_name: str,
+        spec: Mapping[str, Any],
+        *,
+        object_namespace: str = NAMESPACE,
+        namespaced: bool = True,
+        annotations: Mapping[str, str] | None = None,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ) -> k8s.apiextensions.CustomResource:
+        # A plain mapping, not ObjectMetaArgs: the rendered manifests keep the key order they have always had.
+        metadata: dict[str, Any] = {"name": object_name, "labels": gateway_labels()}
+        if namespaced:
+            metadata["namespace"] = object_namespace
+        if annotations:
+            metadata["annotations"] = dict(annotations)
+        return custom_object(
+            f"{self.prefix}-{suffix}",
+            api_version=api_version,
+            kind=kind,
+            metadata=metadata,
+            spec=spec,
+            opts=self.options(depends_on),
+        )
