@@ -21,7 +21,17 @@ from components.workload_identity import built_in_role_definition_id
 
 # Built-in role "Network Contributor": the cluster identity joins nodes and load balancers to our subnet.
 NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+# Built-in role "Azure Kubernetes Service RBAC Cluster Admin": with Azure RBAC for Kubernetes authorization and local
+# accounts disabled, the deploying identity needs this data-plane role to manage anything on the cluster.
+AKS_RBAC_CLUSTER_ADMIN_ROLE = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
 SYSTEM_POOL_TAINT = "CriticalAddonsOnly=true:NoSchedule"
+# Auto-upgrade channels that move the Kubernetes version itself; `node-image` only reimages nodes.
+VERSION_UPGRADE_CHANNELS = frozenset({"patch", "stable", "rapid"})
+# Container Insights with AAD auth (`useAADAuth`) collects through the Azure Monitor agent, which reads what to
+# collect from a data collection rule associated with the cluster (learn.microsoft.com, "Enable monitoring for
+# Kubernetes clusters", ARM/Terraform onboarding). The names are the ones the portal and `az aks` onboarding use.
+CONTAINER_INSIGHTS_STREAM = "Microsoft-ContainerInsights-Group-Default"
+CONTAINER_INSIGHTS_EXTENSION = "ContainerInsightsExtension"
 
 
 @dataclass(frozen=True)
@@ -34,11 +44,25 @@ class PoolSpec:
     gpu: bool = False
     spot: bool = False
     spot_max_price: float = -1
+    upgrade_settings: azure.containerservice.AgentPoolUpgradeSettingsArgs | None = None
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """Who deploys to the clusters of an environment and from where."""
+
+    # The identity `pulumi up` runs as, which gets the AKS RBAC Cluster Admin role on the cluster.
+    deployer_principal_id: pulumi.Input[str]
+    deployer_principal_type: str
+    # kubelogin's login mode in the kubeconfig the Kubernetes provider uses (`azurecli`, `workloadidentity`).
+    kubelogin: str
+    # Where the in-network runners leave for the internet: a public API server authorizes these too.
+    runner_egress_ranges: pulumi.Input[Sequence[str]] = ()
 
 
 @dataclass(frozen=True)
 class ClusterPlacement:
-    """Where the cluster lives in Azure: shared by both clusters of an environment."""
+    """Where the cluster lives in Azure, and who deploys to it: shared by both clusters of an environment."""
 
     resource_group_name: pulumi.Input[str]
     location: str
@@ -46,23 +70,35 @@ class ClusterPlacement:
     log_analytics_workspace_id: pulumi.Input[str]
     network: NetworkConfig
     tags: dict[str, str]
+    access: ClusterAccess
 
 
-def _kubelogin_kubeconfig(encoded: str) -> str:
-    """AKS returns an exec kubeconfig that logs in interactively (device code); `pulumi up` in CI
-    and on a workstation both have an Azure CLI login, so have kubelogin reuse it instead."""
+def _kubelogin_kubeconfig(encoded: str, login: str) -> str:
+    """AKS returns an exec kubeconfig that logs in interactively (device code). Rewrite its arguments as
+    `kubelogin convert-kubeconfig -l <login>` does: `get-token --login <login> --server-id <id>` and nothing else, so
+    `azurecli` reuses the Azure CLI login and `workloadidentity` takes the client id, tenant and federated token file
+    from AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE (a `--client-id` flag, which the AKS
+    kubeconfig carries for device code, would override the environment)."""
     kubeconfig = yaml.safe_load(base64.b64decode(encoded))
     for user in kubeconfig.get("users", []):
         exec_config = user.get("user", {}).get("exec")
         if not exec_config:
             continue
         args = list(exec_config.get("args", []))
-        if "--login" in args:
-            args[args.index("--login") + 1] = "azurecli"
-        else:
-            args += ["--login", "azurecli"]
-        exec_config["args"] = args
+        server_id = args[args.index("--server-id") + 1]
+        exec_config["args"] = ["get-token", "--login", login, "--server-id", server_id]
     return yaml.safe_dump(kubeconfig, sort_keys=False)
+
+
+def _authorized_ranges(
+    configured: Sequence[str], runner_egress: pulumi.Input[Sequence[str]]
+) -> pulumi.Input[Sequence[str]] | None:
+    """A public API server's authorized ranges: the configured ones, then the runner pool's egress."""
+    if not runner_egress:
+        return list(configured) or None
+    return pulumi.Output.from_input(runner_egress).apply(
+        lambda extra: [*configured, *(cidr for cidr in extra if cidr not in configured)]
+    )
 
 
 def _scale_set_pool(pool: NodePoolConfig, subnet_id: pulumi.Input[str]) -> dict[str, Any]:
@@ -82,6 +118,12 @@ def _scale_set_pool(pool: NodePoolConfig, subnet_id: pulumi.Input[str]) -> dict[
         "vnet_subnet_id": subnet_id,
         "type": "VirtualMachineScaleSets",
     }
+
+
+def _version_fields(config: AksClusterConfig, *fields: str) -> list[str]:
+    """`fields` (engine names) when the upgrade channel moves the Kubernetes version ahead of config: sending the
+    configured version back would ask AKS for a downgrade, which it refuses, failing every later update."""
+    return list(fields) if config.upgrade_channel in VERSION_UPGRADE_CHANNELS else []
 
 
 class AksCluster(pulumi.ComponentResource):
@@ -104,8 +146,13 @@ class AksCluster(pulumi.ComponentResource):
         placement: ClusterPlacement,
         user_pools: Sequence[PoolSpec],
         protect: bool,
+        keda: bool = False,
+        egress_prefix_id: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`keda`: enable the AKS KEDA add-on (workloads scaled by ScaledObjects).
+        `egress_prefix_id`: a public IP prefix the cluster's load balancer sends all outbound traffic from (a fixed,
+        allowlistable source address); default: an AKS-managed outbound IP."""
         super().__init__("llmops:aks:AksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = placement.tags
@@ -160,7 +207,9 @@ class AksCluster(pulumi.ComponentResource):
             ),
             api_server_access_profile=azure.containerservice.ManagedClusterAPIServerAccessProfileArgs(
                 enable_private_cluster=api_server.private_cluster,
-                authorized_ip_ranges=list(api_server.authorized_ip_ranges) or None,
+                authorized_ip_ranges=None
+                if api_server.private_cluster
+                else _authorized_ranges(api_server.authorized_ip_ranges, placement.access.runner_egress_ranges),
             ),
             network_profile=azure.containerservice.ContainerServiceNetworkProfileArgs(
                 network_plugin="azure",
@@ -172,11 +221,23 @@ class AksCluster(pulumi.ComponentResource):
                 dns_service_ip=network.dns_service_ip,
                 load_balancer_sku="standard",
                 outbound_type="loadBalancer",
+                load_balancer_profile=azure.containerservice.ManagedClusterLoadBalancerProfileArgs(
+                    outbound_ip_prefixes=azure.containerservice.ManagedClusterLoadBalancerProfileOutboundIPPrefixesArgs(
+                        public_ip_prefixes=[azure.containerservice.ResourceReferenceArgs(id=egress_prefix_id)]
+                    )
+                )
+                if egress_prefix_id is not None
+                else None,
             ),
             auto_upgrade_profile=azure.containerservice.ManagedClusterAutoUpgradeProfileArgs(
                 upgrade_channel=config.upgrade_channel,
                 node_os_upgrade_channel=config.node_os_upgrade_channel,
             ),
+            workload_auto_scaler_profile=azure.containerservice.ManagedClusterWorkloadAutoScalerProfileArgs(
+                keda=azure.containerservice.ManagedClusterWorkloadAutoScalerProfileKedaArgs(enabled=True)
+            )
+            if keda
+            else None,
             addon_profiles={
                 "omsagent": azure.containerservice.ManagedClusterAddonProfileArgs(
                     enabled=True,
@@ -202,13 +263,17 @@ class AksCluster(pulumi.ComponentResource):
                 protect=protect,
                 depends_on=[subnet_access],
                 # The autoscaler owns node counts; Pulumi must not scale the pool back on every `up`.
-                ignore_changes=["agentPoolProfiles[*].count"],
+                ignore_changes=["agentPoolProfiles[*].count", *_version_fields(config, "kubernetesVersion")],
             ),
         )
         self.cluster_name = cluster.name
+        # The control plane's identity: load balancers it builds may use network resources granted to it.
+        self.control_plane_principal_id = identity.principal_id
         self.cluster_id = cluster.id
         self.fqdn = cluster.private_fqdn if api_server.private_cluster else cluster.fqdn
         self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(lambda p: p.issuer_url if p else "")
+
+        self._container_insights(name, cluster, placement)
 
         window = config.maintenance_window
         for schedule_name in ("aksManagedAutoUpgradeSchedule", "aksManagedNodeOSUpgradeSchedule"):
@@ -238,8 +303,20 @@ class AksCluster(pulumi.ComponentResource):
             format="exec",
             opts=pulumi.InvokeOutputOptions(parent=self),
         )
+        login = placement.access.kubelogin
         self.kubeconfig = pulumi.Output.secret(
-            credentials.kubeconfigs.apply(lambda kubeconfigs: _kubelogin_kubeconfig(kubeconfigs[0].value))
+            credentials.kubeconfigs.apply(lambda kubeconfigs: _kubelogin_kubeconfig(kubeconfigs[0].value, login))
+        )
+        # Local accounts are off and Azure RBAC authorizes every request: without this data-plane role the deploying
+        # identity could read the kubeconfig but not apply a single object. (Azure RBAC takes a few minutes to reach
+        # the cluster's authorizer; a first `up` that is refused right after creating it succeeds when re-run.)
+        self.deployer_access = azure.authorization.RoleAssignment(
+            f"{name}-deployer-cluster-admin",
+            principal_id=placement.access.deployer_principal_id,
+            principal_type=placement.access.deployer_principal_type,
+            role_definition_id=built_in_role_definition_id(client.subscription_id, AKS_RBAC_CLUSTER_ADMIN_ROLE),
+            scope=cluster.id,
+            opts=child,
         )
         self.provider = k8s.Provider(
             f"{name}-k8s",
@@ -248,7 +325,7 @@ class AksCluster(pulumi.ComponentResource):
             # on the cluster would show as a replacement.
             cluster_identifier=f"aks-{name}",
             enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster, *self.pools]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster, *self.pools, self.deployer_access]),
         )
 
         self.register_outputs(
@@ -259,6 +336,53 @@ class AksCluster(pulumi.ComponentResource):
                 "oidcIssuerUrl": self.oidc_issuer_url,
                 "kubeconfig": self.kubeconfig,
             }
+        )
+
+    def _container_insights(
+        self, name: str, cluster: azure.containerservice.ManagedCluster, placement: ClusterPlacement
+    ) -> None:
+        """The omsagent add-on's data collection rule and its association with the cluster."""
+        destination = "ciworkspace"
+        rule = azure.monitor.DataCollectionRule(
+            f"{name}-container-insights",
+            data_collection_rule_name=f"MSCI-{placement.location}-aks-{name}",
+            resource_group_name=placement.resource_group_name,
+            location=placement.location,
+            kind="Linux",
+            data_sources=azure.monitor.DataCollectionRuleDataSourcesArgs(
+                extensions=[
+                    azure.monitor.ExtensionDataSourceArgs(
+                        name=CONTAINER_INSIGHTS_EXTENSION,
+                        extension_name="ContainerInsights",
+                        streams=[CONTAINER_INSIGHTS_STREAM],
+                        extension_settings={
+                            "dataCollectionSettings": {
+                                "interval": "1m",
+                                "namespaceFilteringMode": "Off",
+                                "enableContainerLogV2": True,
+                            }
+                        },
+                    )
+                ]
+            ),
+            destinations=azure.monitor.DataCollectionRuleDestinationsArgs(
+                log_analytics=[
+                    azure.monitor.LogAnalyticsDestinationArgs(
+                        name=destination, workspace_resource_id=placement.log_analytics_workspace_id
+                    )
+                ]
+            ),
+            data_flows=[azure.monitor.DataFlowArgs(streams=[CONTAINER_INSIGHTS_STREAM], destinations=[destination])],
+            tags=placement.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        azure.monitor.DataCollectionRuleAssociation(
+            f"{name}-container-insights",
+            association_name=CONTAINER_INSIGHTS_EXTENSION,
+            resource_uri=cluster.id,
+            data_collection_rule_id=rule.id,
+            description="Container Insights (omsagent with AAD auth) of this cluster",
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _agent_pool(
@@ -285,7 +409,10 @@ class AksCluster(pulumi.ComponentResource):
             scale_set_priority="Spot" if pool.spot else None,
             scale_set_eviction_policy="Delete" if pool.spot else None,
             spot_max_price=pool.spot_max_price if pool.spot else None,
+            upgrade_settings=pool.upgrade_settings,
             tags=placement.tags,
             **_scale_set_pool(spec, placement.subnet_id),
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"]),
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["count", *_version_fields(config, "orchestratorVersion")]
+            ),
         )

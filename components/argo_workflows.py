@@ -8,6 +8,7 @@ are archived there for `archiveRetentionDays`, otherwise the TTL is the only ret
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from components.config import ArgoWorkflowsConfig, OidcSsoConfig, PipelinesConfi
 from components.container_sizing import requests_limits
 from components.helm import ChartRef, release
 from components.kube import namespace, object_meta, secret
+from components.network_policies import Allow, Peer, ingress_policies, metrics_scraping
 from components.postgres import DatabaseLogin
 from components.workload_identity import CLIENT_ID_ANNOTATION, USE_LABEL
 
@@ -27,12 +29,17 @@ RELEASE = "argo-workflows"
 REPOSITORY = "https://argoproj.github.io/argo-helm"
 RUNNER_SERVICE_ACCOUNT = "llm-pipeline-runner"
 SERVER_SERVICE_ACCOUNT = "argo-workflows-server"
+# The Service the chart names after the release, where argo-server serves its UI and API (HTTPS, `secure`).
+SERVER_SERVICE = f"{RELEASE}-server"
+SERVER_PORT = 2746
 # The pipeline templates reference this ConfigMap and key in `synchronization.semaphores`.
 GPU_SEMAPHORE_CONFIGMAP = "llmops-gpu-semaphore"
 GPU_SEMAPHORE_KEY = "gpu-jobs"
 SSO_SECRET = "argo-server-sso"
 ARCHIVE_DB_SECRET = "argo-archive-db"
 ARCHIVE_DATABASE = "argo_workflows"
+# The PostgreSQL login role the archive uses; it owns ARCHIVE_DATABASE and nothing else.
+ARCHIVE_ROLE = "argo_workflows"
 # ClusterRoles the chart aggregates into view/admin (createAggregateRoles), named after the release.
 VIEW_CLUSTER_ROLE = f"{RELEASE}-view"
 ADMIN_CLUSTER_ROLE = f"{RELEASE}-admin"
@@ -57,9 +64,10 @@ EXECUTOR_RULES = [
 class ArtifactRepository:
     blob_endpoint: pulumi.Input[str]
     container: pulumi.Input[str]
-    # Workload identity that may write the container; the runner and the server (which serves
-    # artifacts and archived logs in the UI) use it.
+    # Workload identity of the server, which serves artifacts and archived logs in the UI.
     client_id: pulumi.Input[str]
+    # Workload identity of the pipeline runner, which writes them (and calls the gateway).
+    runner_client_id: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,17 @@ def workflow_defaults(config: ArgoWorkflowsConfig, pipelines: PipelinesConfig) -
     }
 
 
+# Pod securityContext of the workflow controller and argo-server: the `restricted` pod half with a UID >= 10000
+# (the images run as 8737 by default; they are static binaries that run under any UID).
+CONTROL_PLANE_USER = 10001
+_CONTROL_PLANE_POD = {
+    "runAsNonRoot": True,
+    "runAsUser": CONTROL_PLANE_USER,
+    "runAsGroup": CONTROL_PLANE_USER,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
 def archive_persistence(config: ArgoWorkflowsConfig, database: DatabaseLogin) -> dict[str, Any]:
     return {
         "archive": True,
@@ -142,6 +161,7 @@ def argo_workflows_values(
         "namespaceParallelism": config.namespace_parallelism,
         "workflowDefaults": workflow_defaults(config, pipelines),
         "resources": requests_limits("100m", "256Mi", "1", "1Gi"),
+        "podSecurityContext": _CONTROL_PLANE_POD,
     }
     if archive is not None:
         controller["persistence"] = archive_persistence(config, archive)
@@ -154,6 +174,10 @@ def argo_workflows_values(
         # argo-server serves HTTPS itself.
         "secure": True,
         "resources": requests_limits("50m", "128Mi", "500m", "512Mi"),
+        "podSecurityContext": _CONTROL_PLANE_POD,
+        # The chart mounts an emptyDir on /tmp (server.tmpVolume), the only place the server writes.
+        "securityContext": {"readOnlyRootFilesystem": True},
+        "livenessProbe": {"enabled": True},
         "serviceAccount": {"name": SERVER_SERVICE_ACCOUNT, "annotations": {CLIENT_ID_ANNOTATION: artifacts.client_id}},
         "podLabels": {USE_LABEL: "true"},
     }
@@ -179,7 +203,10 @@ def argo_workflows_values(
         "crds": {
             "install": True,
             "keep": True,
-            "upgradeJob": {"resources": requests_limits("50m", "64Mi", "200m", "128Mi")},
+            "upgradeJob": {
+                "resources": requests_limits("50m", "64Mi", "200m", "128Mi"),
+                "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            },
         },
         # We create the runner ServiceAccount and its minimal Role ourselves (see ArgoWorkflows).
         "workflow": {"serviceAccount": {"create": False}, "rbac": {"create": False}},
@@ -196,6 +223,22 @@ def argo_workflows_values(
             "azure": {"endpoint": artifacts.blob_endpoint, "container": artifacts.container, "useSDKCreds": True},
         },
     }
+
+
+SERVER_POD_LABELS = {"app.kubernetes.io/name": f"{RELEASE}-server"}
+CONTROLLER_POD_LABELS = {"app.kubernetes.io/name": f"{RELEASE}-workflow-controller"}
+CONTROLLER_METRICS_PORT = 9090
+
+
+def argo_network_allows(ui_entry: Sequence[Peer], prometheus_crds: bool) -> list[Allow]:
+    """argo-server is called by people through `ui_entry`; the controller only by Prometheus. Workflow pods talk to
+    the kube-apiserver, never to these pods, and nothing calls the workflow pods (their namespace only denies)."""
+    allows: list[Allow] = []
+    if ui_entry:
+        allows.append(Allow("ui", SERVER_POD_LABELS, ui_entry, [SERVER_PORT]))
+    if prometheus_crds:
+        allows.append(metrics_scraping(CONTROLLER_POD_LABELS, [CONTROLLER_METRICS_PORT]))
+    return allows
 
 
 class ArgoWorkflows(pulumi.ComponentResource):
@@ -222,8 +265,12 @@ class ArgoWorkflows(pulumi.ComponentResource):
         archive: DatabaseLogin | None,
         prometheus_crds: bool,
         provider: k8s.Provider,
+        ui_entry: Sequence[Peer] = (),
+        database_ready: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`ui_entry`: the pods through which people reach the UI (the internal entry), allowed into argo-server.
+        `database_ready`: what creates the `archive` login role (the controller connects at start)."""
         super().__init__("llmops:management:ArgoWorkflows", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=provider)
         self.namespace = NAMESPACE
@@ -247,13 +294,15 @@ class ArgoWorkflows(pulumi.ComponentResource):
             resource_name=f"{name}-pipelines-namespace",
         )
         self.pipelines_ns = pipelines_ns
+        ingress_policies(name, argo_ns, argo_network_allows(ui_entry, prometheus_crds), parent=self, provider=provider)
+        ingress_policies(f"{name}-pipelines", pipelines_ns, [], parent=self, provider=provider)
 
         runner = k8s.core.v1.ServiceAccount(
             f"{name}-runner",
             metadata=object_meta(
                 RUNNER_SERVICE_ACCOUNT,
                 pipelines_ns.metadata.name,
-                annotations={CLIENT_ID_ANNOTATION: artifacts.client_id},
+                annotations={CLIENT_ID_ANNOTATION: artifacts.runner_client_id},
             ),
             opts=child,
         )
@@ -277,7 +326,7 @@ class ArgoWorkflows(pulumi.ComponentResource):
             opts=child,
         )
 
-        prerequisites: list[pulumi.Resource] = [argo_ns, pipelines_ns]
+        prerequisites: list[pulumi.Resource] = [argo_ns, pipelines_ns, *database_ready]
         sso_in_use = sso if "sso" in config.auth_modes else None
         accounts = sso_accounts(sso_in_use.app) if sso_in_use is not None else []
         if sso_in_use is not None:
@@ -291,12 +340,7 @@ class ArgoWorkflows(pulumi.ComponentResource):
             )
         if archive is not None:
             prerequisites.append(
-                secret(
-                    f"{name}-archive-db",
-                    object_meta(ARCHIVE_DB_SECRET, argo_ns.metadata.name),
-                    string_data={"username": archive.username, "password": archive.password},
-                    opts=child,
-                )
+                archive.credentials_secret(f"{name}-archive-db", ARCHIVE_DB_SECRET, argo_ns.metadata.name, child)
             )
 
         self.workflows_release = release(

@@ -1,7 +1,14 @@
-"""ArgoCD on the management cluster: watches the GitOps repository and syncs both clusters."""
+"""ArgoCD on the management cluster: watches the GitOps repository and syncs both clusters.
+
+No credential goes through the chart's values, so the release's values stay readable in previews and out of the
+Helm release Secret: the GitOps repository's token sits in a repository Secret, the SSO client secret in a Secret
+that `oidc.config` references by name (both created before the release, which needs them from its first start).
+The `default` AppProject, which ArgoCD creates at startup open to any repository, cluster and kind, is emptied.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -10,14 +17,36 @@ import yaml
 
 from components.config import ArgoCdConfig, GitOpsConfig, OidcSsoConfig, SsoClient
 from components.container_sizing import requests_limits
-from components.helm import ChartRef, release_in_namespace
+from components.helm import ChartRef, release
+from components.kube import PART_OF_LABEL, namespace, object_meta, platform_labels, secret
+from components.network_policies import Allow, Peer, among_themselves, ingress_policies, metrics_scraping
 
 NAMESPACE = "argocd"
 RELEASE = "argocd"
+# The UI and API Service the chart names after the release; port 443 serves argocd-server's own TLS.
+SERVER_SERVICE = f"{RELEASE}-server"
+SERVER_PORT = 443
 REPOSITORY = "https://argoproj.github.io/argo-helm"
-GITOPS_REPOSITORY_KEY = "gitops"
-# Key in argocd-secret that `oidc.config` references as `$oidc.entra.clientSecret`.
-OIDC_CLIENT_SECRET_KEY = "oidc.entra.clientSecret"
+API_VERSION = "argoproj.io/v1alpha1"
+# ArgoCD reads repositories and repository credential templates from Secrets carrying this label.
+SECRET_TYPE_LABEL = "argocd.argoproj.io/secret-type"
+GITOPS_REPOSITORY_SECRET = "gitops-repository"
+# ArgoCD resolves `$<secret>:<key>` in argocd-cm only from Secrets labelled part-of argocd (user-management docs,
+# "Sensitive Data and SSO Client Secrets").
+SSO_SECRET = "argocd-sso-entra"
+SSO_SECRET_KEY = "clientSecret"
+SSO_SECRET_LABELS = {PART_OF_LABEL: "argocd"}
+DEFAULT_PROJECT = "default"
+# An Application that names no project lands in `default`: it may use no repository, reach no cluster and create
+# no cluster-scoped kind.
+DEFAULT_PROJECT_SPEC: dict[str, Any] = {
+    "description": "Unused: every application names the project that confines it",
+    "sourceRepos": [],
+    "destinations": [],
+    "clusterResourceWhitelist": [],
+}
+# Server-side apply takes over fields argocd-server set when it created the project.
+PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
 
 # Components that run in every installation; dex is off because ArgoCD talks OIDC to Entra ID itself.
 _SIZES = {
@@ -30,6 +59,9 @@ _SIZES = {
 }
 _REDIS_SIZE = requests_limits("100m", "128Mi", "500m", "256Mi")
 _COPYUTIL_SIZE = requests_limits("10m", "32Mi", "100m", "64Mi")
+_REDIS_SIDECAR_SIZE = requests_limits("10m", "32Mi", "200m", "128Mi")
+# `restricted` pod half; the images set their non-root user (999) themselves.
+_POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 _METRICS_COMPONENTS = ("controller", "server", "repoServer", "applicationSet", "notifications")
 # Two replicas and a PDB keep the UI, API and manifest generation up through node drains; the
 # application controller stays single (more replicas only shard clusters, and we manage two).
@@ -48,7 +80,7 @@ def oidc_config(sso: OidcSsoConfig) -> str:
             "name": "Entra ID",
             "issuer": entra_issuer(sso.tenant_id),
             "clientID": sso.client_id,
-            "clientSecret": f"${OIDC_CLIENT_SECRET_KEY}",
+            "clientSecret": f"${SSO_SECRET}:{SSO_SECRET_KEY}",
             "requestedIDTokenClaims": {"groups": {"essential": True}},
             "requestedScopes": ["openid", "profile", "email"],
         },
@@ -56,14 +88,9 @@ def oidc_config(sso: OidcSsoConfig) -> str:
     )
 
 
-def argocd_values(
-    config: ArgoCdConfig,
-    gitops: GitOpsConfig,
-    gitops_token: pulumi.Input[str],
-    sso: SsoClient | None,
-    prometheus_crds: bool,
-) -> dict[str, Any]:
-    """Values for argo-cd 10.1.x; every key exists in the chart's values.yaml (tests check it)."""
+def argocd_values(config: ArgoCdConfig, sso: OidcSsoConfig | None, prometheus_crds: bool) -> dict[str, Any]:
+    """Values for argo-cd 10.1.x; every key exists in the chart's values.yaml (tests check it). They take the
+    app registration, never its secret: nothing here is a credential."""
     cm: dict[str, Any] = {
         # With SSO the local admin is off: every change is made by a named Entra ID user.
         "admin.enabled": sso is None,
@@ -78,37 +105,57 @@ def argocd_values(
         # argocd-server keeps serving TLS itself (its own certificate in argocd-server-tls).
         "params": {"server.insecure": False},
         "rbac": rbac,
-        "repositories": {
-            GITOPS_REPOSITORY_KEY: {
-                "name": GITOPS_REPOSITORY_KEY,
-                "type": "git",
-                "url": gitops.repo_url,
-                # A token authenticates as the password; Git hosts ignore the user name then.
-                "username": "git",
-                "password": gitops_token,
-            }
-        },
     }
     if sso is not None:
-        cm["oidc.config"] = oidc_config(sso.app)
-        rbac["policy.csv"] = "".join(f'g, "{group}", role:admin\n' for group in sso.app.admin_group_object_ids)
+        cm["oidc.config"] = oidc_config(sso)
+        rbac["policy.csv"] = "".join(f'g, "{group}", role:admin\n' for group in sso.admin_group_object_ids)
         rbac["scopes"] = "[groups]"
-        configs["secret"] = {"extra": {OIDC_CLIENT_SECRET_KEY: sso.client_secret}}
 
     values: dict[str, Any] = {
         "global": {"domain": config.hostname},
         "configs": configs,
         "dex": {"enabled": False},
-        "repoServer": {"copyutil": {"resources": _COPYUTIL_SIZE}},
+        "repoServer": {
+            "copyutil": {"resources": _COPYUTIL_SIZE},
+            # The repo server only renders manifests from Git; it never calls the Kubernetes API.
+            "automountServiceAccountToken": False,
+        },
+        # The chart's probes for the ApplicationSet and notifications controllers are off by default.
+        "applicationSet": {"livenessProbe": {"enabled": True}, "readinessProbe": {"enabled": True}},
+        "notifications": {"livenessProbe": {"enabled": True}, "readinessProbe": {"enabled": True}},
+        # The secret-init hook Job's pod (the Argo CD image, built for the non-root uid 999).
+        "redisSecretInit": {"securityContext": _POD_SECURITY},
     }
+    # Pod securityContext of every Argo CD pod (controller, server, repo server, ApplicationSet, notifications).
+    values["global"]["securityContext"] = _POD_SECURITY
     for component, size in _SIZES.items():
         values.setdefault(component, {})["resources"] = size
     if not config.high_availability:
-        values["redis"] = {"resources": _REDIS_SIZE}
+        values["redis"] = {
+            "resources": _REDIS_SIZE,
+            "automountServiceAccountToken": False,
+            "livenessProbe": {"enabled": True},
+            "readinessProbe": {"enabled": True},
+        }
     else:
         # redis-ha replaces the single redis with three Redis + Sentinel pods behind HAProxy, kept on
-        # separate nodes and spread over zones.
-        values["redis-ha"] = {"enabled": True, "topologySpreadConstraints": {"enabled": True}}
+        # separate nodes and spread over zones. Its keys are the redis-ha subchart's (charts/redis-ha).
+        values["redis-ha"] = {
+            "enabled": True,
+            "topologySpreadConstraints": {"enabled": True},
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            "redis": {"resources": _REDIS_SIZE},
+            "sentinel": {"resources": _REDIS_SIDECAR_SIZE},
+            "splitBrainDetection": {"resources": _REDIS_SIDECAR_SIZE},
+            "init": {"resources": _REDIS_SIDECAR_SIZE},
+            "haproxy": {
+                "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                "resources": _REDIS_SIZE,
+                "init": {"resources": _REDIS_SIDECAR_SIZE},
+                # HAProxy only forwards to the Redis pods.
+                "serviceAccount": {"automountToken": False},
+            },
+        }
         for component, replicas in _HA_REPLICAS.items():
             values[component].update(replicas=replicas, pdb={"enabled": True, "minAvailable": 1})
     if prometheus_crds:
@@ -117,9 +164,33 @@ def argocd_values(
     return values
 
 
+# argocd-server's pods and the port they serve the UI and API on (the Service's 80 and 443 both target it).
+SERVER_POD_LABELS = {"app.kubernetes.io/name": "argocd-server"}
+SERVER_CONTAINER_PORT = 8080
+# Metrics ports of the controller, server, repo server and notifications controller. The ApplicationSet
+# controller's (8080) gets its own policy: on argocd-server 8080 is the UI.
+_METRICS_PORTS = (8082, 8083, 8084, 9001)
+_APPLICATIONSET_POD_LABELS = {"app.kubernetes.io/name": "argocd-applicationset-controller"}
+_APPLICATIONSET_METRICS_PORT = 8080
+
+
+def argocd_network_allows(ui_entry: Sequence[Peer], prometheus_crds: bool) -> list[Allow]:
+    """ArgoCD's components (server, repo server, controllers, Redis or redis-ha) call each other; people reach the
+    server through `ui_entry`."""
+    allows = [among_themselves()]
+    if ui_entry:
+        allows.append(Allow("ui", SERVER_POD_LABELS, ui_entry, [SERVER_CONTAINER_PORT]))
+    if prometheus_crds:
+        allows.append(metrics_scraping({PART_OF_LABEL: "argocd"}, _METRICS_PORTS))
+        allows.append(
+            metrics_scraping(_APPLICATIONSET_POD_LABELS, [_APPLICATIONSET_METRICS_PORT], name="metrics-applicationset")
+        )
+    return allows
+
+
 class ArgoCd(pulumi.ComponentResource):
-    """The `argocd` namespace and the argo-cd release; the GitOps repository credential stays a
-    secret Output, which makes the whole values input secret in the state (expected)."""
+    """The `argocd` namespace, the Secrets ArgoCD reads its credentials from (the GitOps repository and, with SSO,
+    the client secret), the argo-cd release and the emptied `default` AppProject."""
 
     namespace: str
     url: str
@@ -136,20 +207,68 @@ class ArgoCd(pulumi.ComponentResource):
         sso: SsoClient | None,
         prometheus_crds: bool,
         provider: k8s.Provider,
+        ui_entry: Sequence[Peer] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`ui_entry`: the pods through which people reach the UI (the internal entry), allowed into argocd-server."""
         super().__init__("llmops:management:ArgoCd", name, None, opts)
         self.namespace = NAMESPACE
         self.url = f"https://{config.hostname}"
-        _, self.release = release_in_namespace(
-            RELEASE,
-            ChartRef(chart="argo-cd", version=chart_version, repository=REPOSITORY),
-            argocd_values(config, gitops, gitops_token, sso, prometheus_crds),
-            namespace_name=NAMESPACE,
-            # redis-ha and HAProxy set no seccomp profile, so the namespace cannot enforce `restricted` yet.
-            pod_security="baseline",
-            namespace_resource_name=f"{name}-namespace",
+        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        argocd_namespace = namespace(
+            NAMESPACE,
+            # Every Argo CD, Redis (or redis-ha and HAProxy) and hook container meets `restricted` with the values
+            # above (tests/test_rendered_pod_security.py checks the rendered chart).
+            pod_security="restricted",
             parent=self,
             provider=provider,
+            resource_name=f"{name}-namespace",
+        )
+        ingress_policies(
+            name, argocd_namespace, argocd_network_allows(ui_entry, prometheus_crds), parent=self, provider=provider
+        )
+        labels = platform_labels("argocd")
+        self.repository_secret = secret(
+            f"{name}-gitops-repository",
+            object_meta(
+                GITOPS_REPOSITORY_SECRET,
+                argocd_namespace.metadata.name,
+                labels={**labels, SECRET_TYPE_LABEL: "repository"},
+            ),
+            # A token authenticates as the password; Git hosts ignore the user name then.
+            string_data={"type": "git", "url": gitops.repo_url, "username": "git", "password": gitops_token},
+            opts=child,
+        )
+        credentials = [self.repository_secret]
+        if sso is not None:
+            credentials.append(
+                secret(
+                    f"{name}-sso",
+                    object_meta(SSO_SECRET, argocd_namespace.metadata.name, labels={**labels, **SSO_SECRET_LABELS}),
+                    string_data={SSO_SECRET_KEY: sso.client_secret},
+                    opts=child,
+                )
+            )
+        self.release = release(
+            RELEASE,
+            ChartRef(chart="argo-cd", version=chart_version, repository=REPOSITORY),
+            argocd_namespace.metadata.name,
+            argocd_values(config, sso.app if sso is not None else None, prometheus_crds),
+            parent=self,
+            provider=provider,
+            # argocd-server reads the SSO client secret when it loads its settings at start.
+            depends_on=[argocd_namespace, *credentials],
+        )
+        # argocd-server creates `default` at start when it is missing, so the project is patched (server-side
+        # apply, forced over argocd-server's fields) rather than created. Every app names its own project.
+        self.default_project = k8s.apiextensions.CustomResourcePatch(
+            f"{name}-default-project",
+            api_version=API_VERSION,
+            kind="AppProject",
+            metadata=object_meta(
+                DEFAULT_PROJECT, NAMESPACE, labels=labels, annotations={PATCH_FORCE_ANNOTATION: "true"}
+            ),
+            spec=DEFAULT_PROJECT_SPEC,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.release])),
         )
         self.register_outputs({"namespace": self.namespace, "url": self.url})

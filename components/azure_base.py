@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 import pulumi_azure_native as azure
 
@@ -18,6 +20,8 @@ class AzureBase(pulumi.ComponentResource):
     resource_group_name: pulumi.Output[str]
     management_subnet_id: pulumi.Output[str]
     gpu_subnet_id: pulumi.Output[str] | None
+    runner_subnet_id: pulumi.Output[str] | None
+    runner_egress_prefix: pulumi.Output[str] | None
     log_analytics_workspace_id: pulumi.Output[str]
 
     def __init__(
@@ -27,8 +31,14 @@ class AzureBase(pulumi.ComponentResource):
         environment: Environment,
         needs_gpu_subnet: bool,
         protect: bool,
+        gpu_subnet_service_endpoints: Sequence[str] = (),
+        needs_runner_subnet: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`gpu_subnet_service_endpoints`: service endpoints the GPU nodes' subnet carries (for example the one the
+        Azure Files CSI driver adds for NFS shares: declared, so a later Subnet update does not remove it).
+        `needs_runner_subnet`: the CI runner pool's subnet (network.runnerSubnet), delegated to Container Apps and
+        leaving through a NAT gateway with a fixed public IP prefix (`runner_egress_prefix`)."""
         super().__init__("llmops:azure:AzureBase", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         stateful = pulumi.ResourceOptions(parent=self, protect=protect)
@@ -48,7 +58,9 @@ class AzureBase(pulumi.ComponentResource):
         wants_management = network.existing_management_subnet_id is None
         wants_gpu = needs_gpu_subnet and network.existing_gpu_subnet_id is None
         subnet_ids: dict[str, pulumi.Output[str]] = {}
-        if wants_management or wants_gpu:
+        self.runner_subnet_id = None
+        self.runner_egress_prefix = None
+        if wants_management or wants_gpu or needs_runner_subnet:
             vnet = azure.network.VirtualNetwork(
                 f"{name}-vnet",
                 virtual_network_name=f"vnet-llmops-{environment}",
@@ -59,10 +71,10 @@ class AzureBase(pulumi.ComponentResource):
                 opts=child,
             )
             wanted = {
-                "management": (wants_management, network.management_subnet),
-                "gpu": (wants_gpu, network.gpu_subnet),
+                "management": (wants_management, network.management_subnet, ()),
+                "gpu": (wants_gpu, network.gpu_subnet, tuple(gpu_subnet_service_endpoints)),
             }
-            for role, (wanted_here, prefix) in wanted.items():
+            for role, (wanted_here, prefix, endpoints) in wanted.items():
                 if not wanted_here:
                     continue
                 subnet = azure.network.Subnet(
@@ -71,9 +83,16 @@ class AzureBase(pulumi.ComponentResource):
                     resource_group_name=group.name,
                     virtual_network_name=vnet.name,
                     address_prefix=prefix,
+                    service_endpoints=[
+                        azure.network.ServiceEndpointPropertiesFormatArgs(service=service) for service in endpoints
+                    ]
+                    or None,
                     opts=child,
                 )
                 subnet_ids[role] = subnet.id
+            if needs_runner_subnet:
+                assert network.runner_subnet is not None, "the config requires runnerSubnet with ciRunners"
+                self._runner_subnet(name, environment, network.runner_subnet, vnet, group, config, tags, protect)
         self.management_subnet_id = subnet_ids.get("management") or pulumi.Output.from_input(
             network.existing_management_subnet_id or ""
         )
@@ -95,8 +114,59 @@ class AzureBase(pulumi.ComponentResource):
 
         self.register_outputs(
             {
+                "runnerEgressPrefix": self.runner_egress_prefix,
                 "resourceGroupName": self.resource_group_name,
                 "managementSubnetId": self.management_subnet_id,
                 "logAnalyticsWorkspaceId": self.log_analytics_workspace_id,
             }
         )
+
+    def _runner_subnet(
+        self,
+        name: str,
+        environment: str,
+        prefix: str,
+        vnet: azure.network.VirtualNetwork,
+        group: azure.resources.ResourceGroup,
+        config: AzureConfig,
+        tags: dict[str, str],
+        protect: bool,
+    ) -> None:
+        """A Container Apps (workload profiles) environment needs a subnet of its own delegated to it. Its runners
+        reach a private API server inside the VNet, and a public one from the NAT gateway's prefix, which the
+        clusters add to their authorized ranges."""
+        egress = azure.network.PublicIPPrefix(
+            f"{name}-runner-egress",
+            public_ip_prefix_name=f"ippre-llmops-{environment}-runners",
+            resource_group_name=group.name,
+            location=config.location,
+            prefix_length=31,
+            public_ip_address_version="IPv4",
+            sku=azure.network.PublicIPPrefixSkuArgs(name="Standard", tier="Regional"),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+        )
+        nat = azure.network.NatGateway(
+            f"{name}-runner-nat",
+            nat_gateway_name=f"ng-llmops-{environment}-runners",
+            resource_group_name=group.name,
+            location=config.location,
+            sku=azure.network.NatGatewaySkuArgs(name="Standard"),
+            public_ip_prefixes=[azure.network.SubResourceArgs(id=egress.id)],
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        subnet = azure.network.Subnet(
+            f"{name}-runner-subnet",
+            subnet_name="snet-runners",
+            resource_group_name=group.name,
+            virtual_network_name=vnet.name,
+            address_prefix=prefix,
+            delegations=[
+                azure.network.DelegationArgs(name="container-apps", service_name="Microsoft.App/environments")
+            ],
+            nat_gateway=azure.network.SubResourceArgs(id=nat.id),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.runner_subnet_id = subnet.id
+        self.runner_egress_prefix = egress.ip_prefix

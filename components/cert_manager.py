@@ -6,7 +6,8 @@ chart's values.yaml at tag v1.19.1 (https://github.com/cert-manager/cert-manager
 cert-manager/values.yaml, rendered at https://artifacthub.io/packages/helm/cert-manager/cert-manager):
 - `crds.enabled`: the chart installs (and, with the default `crds.keep`, never deletes) its CRDs;
 - `config`: the controller's ControllerConfiguration (`apiVersion`, `kind`, `enableGatewayAPI`), the documented
-  way to turn on Gateway API support since cert-manager 1.15.
+  way to turn on Gateway API support since cert-manager 1.15;
+- `resources`, `securityContext` (pod) and the same under `webhook`, `cainjector` and `startupapicheck`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,17 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.container_sizing import requests_limits
 from components.helm import ChartRef, release_in_namespace
+from components.network_policies import ingress_policies, webhook
 
 CERT_MANAGER_CHART = "cert-manager"
 CERT_MANAGER_REPOSITORY = "https://charts.jetstack.io"
 CERT_MANAGER_NAMESPACE = "cert-manager"
+WEBHOOK_LABELS = {"app.kubernetes.io/name": "webhook", "app.kubernetes.io/instance": "cert-manager"}
+WEBHOOK_PORT = 10250
+CERT_MANAGER_UID = 65532
+_SMALL = requests_limits("10m", "32Mi", "200m", "128Mi")
 
 
 def cert_manager_values() -> dict[str, Any]:
@@ -33,6 +40,16 @@ def cert_manager_values() -> dict[str, Any]:
             # Without it the `gatewayHTTPRoute` solver is ignored and HTTP-01 challenges never resolve.
             "enableGatewayAPI": True,
         },
+        # The chart's pod securityContext (non-root, RuntimeDefault seccomp) with the UID the distroless images
+        # are built for (65532, `nonroot`) spelled out: maps merge with the chart's defaults.
+        "securityContext": {"runAsUser": CERT_MANAGER_UID},
+        "resources": requests_limits("50m", "128Mi", "500m", "512Mi"),
+        "webhook": {"securityContext": {"runAsUser": CERT_MANAGER_UID}, "resources": _SMALL},
+        "cainjector": {
+            "securityContext": {"runAsUser": CERT_MANAGER_UID},
+            "resources": requests_limits("50m", "128Mi", "500m", "512Mi"),
+        },
+        "startupapicheck": {"securityContext": {"runAsUser": CERT_MANAGER_UID}, "resources": _SMALL},
     }
 
 
@@ -52,7 +69,7 @@ class CertManager(pulumi.ComponentResource):
     ) -> None:
         """`depends_on`: what installs the Gateway API CRDs, which cert-manager looks for when it starts."""
         super().__init__("llmops:gateway:CertManager", name, None, opts)
-        _, self.release = release_in_namespace(
+        namespace, self.release = release_in_namespace(
             "cert-manager",
             ChartRef(CERT_MANAGER_CHART, chart_version, CERT_MANAGER_REPOSITORY),
             cert_manager_values(),
@@ -65,4 +82,6 @@ class CertManager(pulumi.ComponentResource):
             provider=provider,
             depends_on=depends_on,
         )
+        # Only the kube-apiserver calls in (the webhook); the controller and cainjector talk to it, not each other.
+        ingress_policies(name, namespace, [webhook(WEBHOOK_LABELS, WEBHOOK_PORT)], parent=self, provider=provider)
         self.register_outputs({"namespace": CERT_MANAGER_NAMESPACE})

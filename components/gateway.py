@@ -17,9 +17,9 @@ import pulumi_kubernetes as k8s
 
 from components.cert_manager import CertManager
 from components.config import GatewayConfig
+from components.container_sizing import requests_limits
 from components.gateway_objects import (
     ACME_LISTENER,
-    ENVOY_GATEWAY,
     ENVOY_GATEWAY_VERSION,
     GATEWAY,
     GATEWAY_API,
@@ -29,35 +29,106 @@ from components.gateway_objects import (
     HTTPS_PORT,
     NAMESPACE,
     PASSTHROUGH_LISTENER,
+    PRIVILEGED_PORT_SHIFT,
+    PROXY_LABELS,
     GatewayObjects,
     gateway_ref,
 )
 from components.gateway_passthrough import api_server_host, pass_through_to_api_server
-from components.gateway_routes import PublicUrls, exposed_backends, public_urls, route_backends
+from components.gateway_routes import GatewayBackend, PublicUrls, exposed_backends, public_urls, route_backends
 from components.helm import ChartRef, release_in_namespace
+from components.kube import PodSecurityLevel
+from components.network_policies import FROM_ANYWHERE, Allow, among_themselves, ingress_policies, webhook
+from components.passwords import generated_password
 
 GATEWAY_CHART = "gateway-helm"
 GATEWAY_REPOSITORY = "oci://docker.io/envoyproxy"
-CONTROLLER_NAME = "gateway.envoyproxy.io/gatewayclass-controller"
+# Envoy Gateway's chart of its CRDs and the Gateway API's, released with gateway-helm under the same version.
+CRDS_CHART = "gateway-crds-helm"
 GATEWAY_CLASS = "envoy-gateway"
 # Named through the EnvoyProxy resource, so the address can be looked up without Envoy Gateway's generated name.
 SERVICE = "llmops-gateway"
 PROXY_CONFIG = "llmops-gateway-proxy"
 ACME_TLS_SECRET = "llmops-gateway-tls"
+# The Envoy Gateway controller's pods (xDS for the proxies, and the topology-injector admission webhook).
+CONTROLLER_LABELS = {"control-plane": "envoy-gateway"}
+CONTROLLER_WEBHOOK_PORT = 9443
+
+
+def envoy_gateway_crds_values() -> dict[str, Any]:
+    """Values for gateway-crds-helm v1.9.0 (keys from its values.yaml at envoyproxy/gateway v1.9.0): the Envoy
+    Gateway CRDs and Gateway API v1.6.1 on the experimental channel (TLSRoute), which gateway-helm's own `crds/`
+    held, plus the Gateway API's safe-upgrades admission policy."""
+    return {"crds": {"gatewayAPI": {"enabled": True, "channel": "experimental"}, "envoyGateway": {"enabled": True}}}
+
+
+def install_envoy_gateway(
+    name: str,
+    chart_version: str,
+    values: Mapping[str, Any],
+    *,
+    namespace_name: str,
+    pod_security: PodSecurityLevel,
+    namespace_resource_name: str,
+    parent: pulumi.Resource,
+    provider: k8s.Provider,
+) -> tuple[k8s.core.v1.Namespace, k8s.helm.v4.Chart, k8s.helm.v3.Release]:
+    """Envoy Gateway as two installs of one version: its CRDs, then the controller (release `name`) without them.
+
+    Helm installs a chart's `crds/` once and never upgrades them, so a chart bump would leave the CRDs behind.
+    The CRD chart is applied by Pulumi (helm.v4.Chart: rendered, then server-side applied object by object): as a
+    Helm release its record (chart and manifest, about 2 MB compressed) exceeds the 1 MiB Secret Helm keeps it in
+    (envoyproxy/gateway#6105), which is why upstream installs it with `helm template | kubectl apply
+    --server-side`. It has no hooks, so v4's skipping of hooks loses nothing."""
+    crds = k8s.helm.v4.Chart(
+        f"{name}-crds",
+        chart=f"{GATEWAY_REPOSITORY}/{CRDS_CHART}",
+        version=chart_version,
+        values=envoy_gateway_crds_values(),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
+    )
+    namespace, gateway_release = release_in_namespace(
+        name,
+        ChartRef(GATEWAY_CHART, chart_version, GATEWAY_REPOSITORY),
+        values,
+        namespace_name=namespace_name,
+        pod_security=pod_security,
+        namespace_resource_name=namespace_resource_name,
+        parent=parent,
+        provider=provider,
+        depends_on=[crds],
+        skip_crds=True,
+    )
+    return namespace, crds, gateway_release
 
 
 def envoy_gateway_values() -> dict[str, Any]:
     """Values for gateway-helm v1.9.0; every key exists in the chart's values (tests check it)."""
     return {
-        # The release brings the Envoy Gateway CRDs and Gateway API v1.6.1; everything below depends on it.
-        "crds": {"enabled": True},
+        # The CRDs come from the CRD chart (install_envoy_gateway); off, the `crds` subchart also leaves the
+        # Gateway API's safe-upgrades policy, which that chart applies, alone.
+        "crds": {"enabled": False},
         # Two controllers (leader-elected) and a PDB keep xDS served through node drains.
-        "deployment": {"replicas": 2},
+        # The chart's requests and memory limit, plus a CPU limit (the controller only computes xDS updates).
+        "deployment": {"replicas": 2, "envoyGateway": {"resources": requests_limits("100m", "256Mi", "1", "1024Mi")}},
         "podDisruptionBudget": {"minAvailable": 1},
+        # The certgen hook Job that writes the control plane's TLS Secrets.
+        "certgen": {"job": {"resources": requests_limits("10m", "32Mi", "100m", "64Mi")}},
     }
 
 
-def _same_namespace_routes(kind: str) -> dict[str, Any]:
+def gateway_network_allows(config: GatewayConfig) -> list[Allow]:
+    """Clients reach the proxies from anywhere (the LoadBalancer keeps their address); the proxies reach the
+    controller and, during ACME challenges, cert-manager's solver pods, all in this namespace."""
+    listener_ports = [HTTPS_PORT, HTTP_PORT] if config.tls.mode == "cert-manager" else [HTTPS_PORT]
+    return [
+        Allow("clients", PROXY_LABELS, FROM_ANYWHERE, [port + PRIVILEGED_PORT_SHIFT for port in listener_ports]),
+        among_themselves(),
+        webhook(CONTROLLER_LABELS, CONTROLLER_WEBHOOK_PORT),
+    ]
+
+
+def same_namespace_routes(kind: str) -> dict[str, Any]:
     # Routes live next to the Gateway: exposing a service is a change here, never in a workload namespace.
     return {"namespaces": {"from": "Same"}, "kinds": [{"group": GATEWAY_API, "kind": kind}]}
 
@@ -73,7 +144,7 @@ def gateway_listeners(
             "port": HTTPS_PORT,
             "hostname": wildcard,
             "tls": {"mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": tls_secret}]},
-            "allowedRoutes": _same_namespace_routes("HTTPRoute"),
+            "allowedRoutes": same_namespace_routes("HTTPRoute"),
         }
     ]
     if config.tls.mode == "cert-manager":
@@ -84,7 +155,7 @@ def gateway_listeners(
                 "protocol": "HTTP",
                 "port": HTTP_PORT,
                 "hostname": wildcard,
-                "allowedRoutes": _same_namespace_routes("HTTPRoute"),
+                "allowedRoutes": same_namespace_routes("HTTPRoute"),
             }
         )
     if api_server_sni is not None:
@@ -95,10 +166,24 @@ def gateway_listeners(
                 "port": HTTPS_PORT,
                 "hostname": api_server_sni,
                 "tls": {"mode": "Passthrough"},
-                "allowedRoutes": _same_namespace_routes("TLSRoute"),
+                "allowedRoutes": same_namespace_routes("TLSRoute"),
             }
         )
     return listeners
+
+
+def service_hostnames(config: GatewayConfig, backends: Sequence[GatewayBackend]) -> dict[str, str]:
+    """Each exposed backend's host, `<backend>.<domain>`."""
+    return {backend.name: f"{backend.name}.{config.domain}" for backend in backends}
+
+
+def gateway_hostnames(
+    config: GatewayConfig, nemo_service_urls: Mapping[str, str], nim_urls: Mapping[str, str]
+) -> list[str]:
+    """Every name clients dial the gateway at (DNS points each at its address): the service hosts and, with the
+    passthrough, the kube-apiserver's."""
+    hosts = list(service_hostnames(config, exposed_backends(nemo_service_urls, nim_urls)).values())
+    return [*hosts, config.api_server_hostname] if config.passthrough else hosts
 
 
 class EnvoyGateway(pulumi.ComponentResource):
@@ -113,6 +198,8 @@ class EnvoyGateway(pulumi.ComponentResource):
     api_server_url: str | None
     api_server_sni: pulumi.Output[str] | None
     release: k8s.helm.v3.Release
+    crds: k8s.helm.v4.Chart
+    api_key: pulumi.Output[str] | None
 
     def __init__(
         self,
@@ -126,12 +213,21 @@ class EnvoyGateway(pulumi.ComponentResource):
         api_endpoint: pulumi.Input[str],
         api_key: pulumi.Output[str] | None,
         provider: k8s.Provider,
+        passthrough_clients: pulumi.Input[str] | None = None,
         backends_ready: Sequence[pulumi.Resource] = (),
+        service_annotations: Mapping[str, pulumi.Input[str]] | None = None,
+        service_ready: Sequence[pulumi.Resource] = (),
+        certificate_after: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """`nemo_service_urls`, `nim_urls`: in-cluster URLs by NeMo service and by NIM service name.
+        """`service_annotations`: on the LoadBalancer Service (a static public IP), usable once `service_ready` exist.
+        `certificate_after`: what must exist before an ACME order can succeed (the hosts' DNS records).
+        `nemo_service_urls`, `nim_urls`: in-cluster URLs by NeMo service and by NIM service name.
         `api_endpoint`: the GPU cluster's kube-apiserver URL, whose host name its certificate carries.
-        `api_key`: the key clients present, given exactly when `config.auth` is api-key (PlatformSecrets).
+        `passthrough_clients`: the management cluster's egress prefix, which the passthrough admits besides
+        `config.passthrough_allowed_cidrs`.
+        `api_key`: the configured key clients present when `config.auth` is api-key; None generates one there
+        (the `api_key` attribute, for the clients).
         `backends_ready`: what creates the backends' namespaces (the ReferenceGrants live there)."""
         super().__init__("llmops:gateway:EnvoyGateway", name, None, opts)
         backends = exposed_backends(nemo_service_urls, nim_urls)
@@ -140,14 +236,18 @@ class EnvoyGateway(pulumi.ComponentResource):
             raise ValueError(f"gateway backends need unique names (got {names})")
         objects = GatewayObjects(name, self, provider)
         self._objects = objects
-        self.hostnames = {b.name: f"{b.name}.{config.domain}" for b in backends}
+        self.hostnames = service_hostnames(config, backends)
         self.urls = {backend: f"https://{host}" for backend, host in self.hostnames.items()}
         self.public_urls = public_urls(self.urls, list(nim_urls))
         self.service_name = f"{NAMESPACE}/{SERVICE}"
+        self.api_key = None
+        if config.auth == "api-key":
+            # Letters and digits only: it travels in an HTTP header.
+            self.api_key = api_key or generated_password(f"{name}-api-key", self, special=False)
 
-        ns, self.release = release_in_namespace(
+        ns, self.crds, self.release = install_envoy_gateway(
             "envoy-gateway",
-            ChartRef(GATEWAY_CHART, chart_version, GATEWAY_REPOSITORY),
+            chart_version,
             envoy_gateway_values(),
             namespace_name=NAMESPACE,
             pod_security="restricted",
@@ -155,9 +255,10 @@ class EnvoyGateway(pulumi.ComponentResource):
             parent=self,
             provider=provider,
         )
+        ingress_policies(name, ns, gateway_network_allows(config), parent=self, provider=provider)
         crds = [self.release]
 
-        tls_secret = self._certificate(config, cert_manager_version)
+        tls_secret = self._certificate(config, cert_manager_version, certificate_after)
 
         proxy = objects.custom(
             "proxy",
@@ -171,29 +272,18 @@ class EnvoyGateway(pulumi.ComponentResource):
                         "envoyDeployment": {"replicas": 2},
                         "envoyPDB": {"minAvailable": 1},
                         # `Local` keeps the client's source address, which the passthrough allowlist matches on.
-                        "envoyService": {"name": SERVICE, "type": "LoadBalancer", "externalTrafficPolicy": "Local"},
+                        "envoyService": {
+                            "name": SERVICE,
+                            "type": "LoadBalancer",
+                            "externalTrafficPolicy": "Local",
+                            **({"annotations": dict(service_annotations)} if service_annotations else {}),
+                        },
                     },
                 }
             },
-            depends_on=crds,
+            depends_on=[*crds, *service_ready],
         )
-        gateway_class = objects.custom(
-            "class",
-            GATEWAY_API_VERSION,
-            "GatewayClass",
-            GATEWAY_CLASS,
-            {
-                "controllerName": CONTROLLER_NAME,
-                "parametersRef": {
-                    "group": ENVOY_GATEWAY,
-                    "kind": "EnvoyProxy",
-                    "name": PROXY_CONFIG,
-                    "namespace": NAMESPACE,
-                },
-            },
-            namespaced=False,
-            depends_on=[*crds, proxy],
-        )
+        gateway_class = objects.gateway_class(GATEWAY_CLASS, PROXY_CONFIG, proxy, crds)
 
         self.api_server_sni = api_server_host(api_endpoint) if config.passthrough else None
         self.api_server_hostname = config.api_server_hostname if config.passthrough else None
@@ -219,13 +309,15 @@ class EnvoyGateway(pulumi.ComponentResource):
             gateway_namespace=ns,
             crds=crds,
             backends_ready=backends_ready,
-            api_key=api_key,
+            api_key=self.api_key,
         )
         if self.api_server_sni is not None:
             pass_through_to_api_server(
                 objects,
                 api_server_sni=self.api_server_sni,
-                allowed_cidrs=config.passthrough_allowed_cidrs,
+                allowed_cidrs=pulumi.Output.from_input(passthrough_clients).apply(
+                    lambda egress: [*([egress] if egress else []), *config.passthrough_allowed_cidrs]
+                ),
                 gateway=gateway,
                 crds=crds,
             )
@@ -240,7 +332,9 @@ class EnvoyGateway(pulumi.ComponentResource):
         }
         self.register_outputs(self.outputs)
 
-    def _certificate(self, config: GatewayConfig, cert_manager_version: str) -> str:
+    def _certificate(
+        self, config: GatewayConfig, cert_manager_version: str, certificate_after: Sequence[pulumi.Resource]
+    ) -> str:
         """The Secret the HTTPS listener serves; with cert-manager, an ACME certificate for every service host."""
         if config.tls.mode == "provided":
             assert config.tls.provided_secret_name is not None
@@ -294,9 +388,9 @@ class EnvoyGateway(pulumi.ComponentResource):
                     "dnsNames": list(self.hostnames.values()),
                     "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": issuer},
                 },
-                # Issuance completes only once DNS points the hosts at the gateway, whose address exists only after
-                # this deployment; waiting for Ready here would fail the first `pulumi up`.
+                # Issuance completes only once DNS points the hosts at the gateway and the gateway answers there;
+                # waiting for Ready here would fail the first `pulumi up`. With llmops:dns the records come first.
                 annotations={"pulumi.com/skipAwait": "true"},
-                depends_on=[cert_manager.release],
+                depends_on=[cert_manager.release, *certificate_after],
             )
         return ACME_TLS_SECRET

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import custom_object, platform_labels
+from components.network_policies import Peer
 
 NAMESPACE = "envoy-gateway-system"
 GATEWAY = "llmops-gateway"
@@ -25,10 +26,24 @@ PASSTHROUGH_LISTENER = "kube-apiserver"
 HTTPS_PORT = 443
 HTTP_PORT = 80
 
+# Envoy Gateway runs every Gateway's proxies in its own namespace with these labels (and the owning Gateway's name
+# and namespace; one Gateway per cluster here, so they are left out), and binds a listener port below 1024 to that
+# port + 10000 inside the pod (servicePortToContainerPort), so the proxies need no NET_BIND_SERVICE.
+PROXY_LABELS = {
+    "app.kubernetes.io/name": "envoy",
+    "app.kubernetes.io/component": "proxy",
+    "app.kubernetes.io/managed-by": "envoy-gateway",
+}
+PRIVILEGED_PORT_SHIFT = 10000
+# The gateway's proxies, the callers of every Service a route exposes.
+PROXY_PEER = Peer(namespace=NAMESPACE, pods=PROXY_LABELS)
+
 GATEWAY_API = "gateway.networking.k8s.io"
 ENVOY_GATEWAY = "gateway.envoyproxy.io"
 GATEWAY_API_VERSION = f"{GATEWAY_API}/v1"
 ENVOY_GATEWAY_VERSION = f"{ENVOY_GATEWAY}/v1alpha1"
+# The controller name Envoy Gateway claims GatewayClasses by.
+CONTROLLER_NAME = "gateway.envoyproxy.io/gatewayclass-controller"
 
 
 def gateway_ref(kind: str, name: str, section: str | None = None) -> dict[str, str]:
@@ -80,4 +95,26 @@ class GatewayObjects:
             metadata=metadata,
             spec=spec,
             opts=self.options(depends_on),
+        )
+
+    def gateway_class(
+        self, class_name: str, proxy_config: str, proxy: pulumi.Resource, crds: Sequence[pulumi.Resource]
+    ) -> k8s.apiextensions.CustomResource:
+        """The cluster's Envoy Gateway GatewayClass, its proxies shaped by the EnvoyProxy `proxy_config`."""
+        return self.custom(
+            "class",
+            GATEWAY_API_VERSION,
+            "GatewayClass",
+            class_name,
+            {
+                "controllerName": CONTROLLER_NAME,
+                "parametersRef": {
+                    "group": ENVOY_GATEWAY,
+                    "kind": "EnvoyProxy",
+                    "name": proxy_config,
+                    "namespace": NAMESPACE,
+                },
+            },
+            namespaced=False,
+            depends_on=[*crds, proxy],
         )

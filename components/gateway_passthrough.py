@@ -26,12 +26,12 @@ from components.gateway_objects import (
 )
 
 
-def client_allowlist(cidrs: Sequence[str]) -> dict[str, Any]:
+def client_allowlist(cidrs: pulumi.Input[Sequence[str]]) -> dict[str, Any]:
     """Deny by default, allow the listed client CIDRs: on a TLS listener Envoy Gateway enforces this with the
     network RBAC filter on the client's source address (clientCIDRs is the only principal it accepts there)."""
     return {
         "defaultAction": "Deny",
-        "rules": [{"name": "allowlisted-clients", "action": "Allow", "principal": {"clientCIDRs": list(cidrs)}}],
+        "rules": [{"name": "allowlisted-clients", "action": "Allow", "principal": {"clientCIDRs": cidrs}}],
     }
 
 
@@ -44,11 +44,25 @@ def pass_through_to_api_server(
     objects: GatewayObjects,
     *,
     api_server_sni: pulumi.Input[str],
-    allowed_cidrs: Sequence[str],
+    allowed_cidrs: pulumi.Input[Sequence[str]],
     gateway: pulumi.Resource,
     crds: Sequence[pulumi.Resource],
 ) -> None:
-    """TLSRoute to the in-cluster `kubernetes` Service, its ReferenceGrant, and the client allowlist."""
+    """The client allowlist, then the TLSRoute to the in-cluster `kubernetes` Service and its ReferenceGrant: the
+    route is only created once the policy that restricts it exists (Envoy Gateway would pass every client through
+    a route without one). `allowed_cidrs` may be an Output, e.g. the management cluster's egress prefix."""
+    allowlist = objects.custom(
+        "kube-apiserver-allowlist",
+        ENVOY_GATEWAY_VERSION,
+        "SecurityPolicy",
+        f"{GATEWAY}-kube-apiserver-allowlist",
+        {
+            # Listener-scoped: the HTTP routes keep their own authentication.
+            "targetRefs": [gateway_ref("Gateway", GATEWAY, PASSTHROUGH_LISTENER)],
+            "authorization": client_allowlist(allowed_cidrs),
+        },
+        depends_on=[gateway],
+    )
     objects.custom(
         "grant-default",
         GATEWAY_API_VERSION,
@@ -77,17 +91,5 @@ def pass_through_to_api_server(
                 }
             ],
         },
-        depends_on=[gateway],
-    )
-    objects.custom(
-        "kube-apiserver-allowlist",
-        ENVOY_GATEWAY_VERSION,
-        "SecurityPolicy",
-        f"{GATEWAY}-kube-apiserver-allowlist",
-        {
-            # Listener-scoped: the HTTP routes keep their own authentication.
-            "targetRefs": [gateway_ref("Gateway", GATEWAY, PASSTHROUGH_LISTENER)],
-            "authorization": client_allowlist(allowed_cidrs),
-        },
-        depends_on=[gateway],
+        depends_on=[gateway, allowlist],
     )

@@ -2,9 +2,11 @@
 
 On the GPU cluster, ArgoCD acts as the `argocd-manager` ServiceAccount through a long-lived token. Its rights are
 enumerated, never wildcards, and the trade-off is deliberate:
-- it may write only the namespaced kinds an app of this platform consists of (`DEPLOYABLE_KINDS`: workloads,
-  their config, Secrets included, Services, autoscaling, disruption budgets, network policies, namespaced RBAC,
-  ServiceMonitors), and only in the platform namespaces (a RoleBinding of the deployer ClusterRole in each);
+- it may write only the namespaced kinds an app of this platform consists of (`DEPLOYABLE_KINDS`: what the NeMo
+  and NIM charts render — workloads, their config, Secrets included, Services, autoscaling, disruption budgets,
+  network policies, namespaced RBAC — plus the Prometheus Operator's ServiceMonitors, PodMonitors and
+  PrometheusRules), and only in the platform namespaces (a RoleBinding of the deployer ClusterRole in each);
+- it may read what those kinds create, and pod logs for the UI (no exec: argocd-cm turns it off);
 - cluster-wide it may only read namespaces (the ClusterRoleBinding);
 - so the cluster is registered namespace-scoped (`namespaces`, `clusterResources: false`): ArgoCD watches those
   namespaces only. An app needing a CRD, a ClusterRole or a new kind fails to sync until the kind is added here;
@@ -12,8 +14,9 @@ enumerated, never wildcards, and the trade-off is deliberate:
   (`resource.respectRBAC` in argocd-cm), or its cache fails on the first forbidden list.
 
 On the management cluster: the cluster Secret, an AppProject that confines the apps to the GPU cluster's platform
-namespaces and the GitOps repository, and the app-of-apps Application (in a bootstrap project that may only create
-Applications) that syncs the environment's folder of that repository.
+namespaces, the GitOps repository and the Helm repositories of the charts those apps install (with a repository
+Secret holding the login for each that needs one), and the app-of-apps Application (in a bootstrap project that
+may only create Applications) that syncs the environment's folder of that repository.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ OBSERVER_ROLE = "argocd-manager-observer"
 DEPLOYER_ROLE = "argocd-manager-deployer"
 # ArgoCD's name for the cluster it runs in.
 IN_CLUSTER = "https://kubernetes.default.svc"
-CLUSTER_SECRET_LABEL = "argocd.argoproj.io/secret-type"
+SECRET_TYPE_LABEL = "argocd.argoproj.io/secret-type"
 ARGOCD_API_VERSION = "argoproj.io/v1alpha1"
 
 READ = ("get", "list", "watch")
@@ -67,6 +70,8 @@ DEPLOYABLE_KINDS: tuple[DeployableKind, ...] = (
     DeployableKind("rbac.authorization.k8s.io", "Role", "roles"),
     DeployableKind("rbac.authorization.k8s.io", "RoleBinding", "rolebindings"),
     DeployableKind("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),
+    DeployableKind("monitoring.coreos.com", "PodMonitor", "podmonitors"),
+    DeployableKind("monitoring.coreos.com", "PrometheusRule", "prometheusrules"),
 )
 
 # What the deployed kinds create and ArgoCD shows in its resource tree and health checks; read only.
@@ -77,8 +82,24 @@ OBSERVED_RESOURCES: Mapping[str, tuple[str, ...]] = {
 }
 
 
+# The UI's log view; `get` is the only verb the subresource has.
+LOG_RULE: dict[str, list[str]] = {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}
+
+
+@dataclass(frozen=True)
+class ChartRepository:
+    """A Helm repository the GPU cluster's apps install charts from (`name` tells it apart), with its login when it
+    needs one."""
+
+    name: str
+    url: str
+    username: str | None = None
+    password: pulumi.Output[str] | None = None
+
+
 def deployer_rules() -> list[dict[str, list[str]]]:
-    """One rule per API group: full control of the deployable kinds, read access to what they create."""
+    """One rule per API group: full control of the deployable kinds, read access to what they create; and the
+    pod logs."""
     groups = sorted({kind.group for kind in DEPLOYABLE_KINDS} | set(OBSERVED_RESOURCES))
     rules = []
     for group in groups:
@@ -87,7 +108,7 @@ def deployer_rules() -> list[dict[str, list[str]]]:
             rules.append({"apiGroups": [group], "resources": deployable, "verbs": [*READ, *WRITE]})
         if group in OBSERVED_RESOURCES:
             rules.append({"apiGroups": [group], "resources": sorted(OBSERVED_RESOURCES[group]), "verbs": list(READ)})
-    return rules
+    return [*rules, LOG_RULE]
 
 
 def cluster_config(bearer_token: str, ca_data: str, server_name: str | None) -> str:
@@ -130,6 +151,7 @@ class GitOpsWiring(pulumi.ComponentResource):
         server: pulumi.Input[str],
         server_name: pulumi.Input[str] | None,
         namespaces: Sequence[str],
+        chart_repositories: Sequence[ChartRepository],
         gpu_provider: k8s.Provider,
         namespaces_ready: Sequence[pulumi.Resource],
         management_provider: k8s.Provider,
@@ -138,7 +160,8 @@ class GitOpsWiring(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """`server`: the URL ArgoCD dials; `server_name`: the apiserver certificate's name when that URL is the
-        gateway's. `namespaces_ready`: what creates the platform `namespaces` on the GPU cluster."""
+        gateway's. `namespaces_ready`: what creates the platform `namespaces` on the GPU cluster.
+        `chart_repositories`: where the charts of the apps deployed into those namespaces come from."""
         super().__init__("llmops:gitops:GitOpsWiring", name, None, opts)
         self.cluster_name = cluster_name
         self.server = pulumi.Output.from_input(server)
@@ -207,9 +230,7 @@ class GitOpsWiring(pulumi.ComponentResource):
         )
         cluster_secret = secret(
             f"{name}-cluster",
-            object_meta(
-                f"cluster-{cluster_name}", argocd_namespace, labels={**labels, CLUSTER_SECRET_LABEL: "cluster"}
-            ),
+            object_meta(f"cluster-{cluster_name}", argocd_namespace, labels={**labels, SECRET_TYPE_LABEL: "cluster"}),
             # `config` goes in `data`, apart from the rest: the provider resolves each of the two maps as one
             # value, and the token must not leave the server and scope unknown until it exists.
             data={"config": config_json.apply(lambda text: base64.b64encode(text.encode()).decode())},
@@ -238,13 +259,33 @@ class GitOpsWiring(pulumi.ComponentResource):
                 opts=opts,
             )
 
+        # ArgoCD finds a Helm repository's login by the repository URL an Application names.
+        chart_logins = [
+            secret(
+                f"{name}-charts-{repository.name}",
+                object_meta(
+                    f"{cluster_name}-charts-{repository.name}",
+                    argocd_namespace,
+                    labels={**labels, SECRET_TYPE_LABEL: "repository"},
+                ),
+                string_data={
+                    "type": "helm",
+                    "url": repository.url,
+                    "username": repository.username,
+                    "password": repository.password,
+                },
+                opts=management,
+            )
+            for repository in chart_repositories
+            if repository.username is not None and repository.password is not None
+        ]
         project = argocd_object(
             "project",
             "AppProject",
             self.project,
             {
                 "description": f"Platform apps on the GPU cluster {cluster_name}",
-                "sourceRepos": [config.repo_url],
+                "sourceRepos": [config.repo_url, *sorted({repository.url for repository in chart_repositories})],
                 "destinations": [{"server": self.server, "namespace": ns} for ns in platform_namespaces],
                 "namespaceResourceWhitelist": [{"group": k.group, "kind": k.kind} for k in DEPLOYABLE_KINDS],
             },
@@ -276,7 +317,7 @@ class GitOpsWiring(pulumi.ComponentResource):
                 "syncPolicy": sync_policy,
             },
             opts=pulumi.ResourceOptions.merge(
-                management, pulumi.ResourceOptions(depends_on=[project, bootstrap, cluster_secret])
+                management, pulumi.ResourceOptions(depends_on=[project, bootstrap, cluster_secret, *chart_logins])
             ),
         )
         self.outputs: dict[str, Any] = {

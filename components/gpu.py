@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_azure_native as azure
 import pulumi_kubernetes as k8s
 
 from components.aks import AksCluster, ClusterPlacement, PoolSpec
@@ -71,7 +72,15 @@ def gpu_pool_spec(pool: GpuPoolConfig) -> PoolSpec:
         TRAINING_LABEL: "training" if pool.spot else "general",
     }
     return PoolSpec(
-        config=pool, taints=taints, labels=labels, gpu=True, spot=pool.spot, spot_max_price=pool.spot_max_price
+        config=pool,
+        taints=taints,
+        labels=labels,
+        gpu=True,
+        spot=pool.spot,
+        spot_max_price=pool.spot_max_price,
+        upgrade_settings=azure.containerservice.AgentPoolUpgradeSettingsArgs(
+            max_surge=pool.upgrade.max_surge, max_unavailable=pool.upgrade.max_unavailable
+        ),
     )
 
 
@@ -98,8 +107,10 @@ class GpuCluster(pulumi.ComponentResource):
         charts: ChartVersionsConfig,
         monitoring: MonitoringConfig,
         protect: bool,
+        keda: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`keda`: workloads on the cluster scale through KEDA, so an AKS cluster enables its KEDA add-on."""
         super().__init__("llmops:gpu:GpuCluster", name, None, opts)
         self._name = name
         self.mode = config.mode
@@ -115,6 +126,7 @@ class GpuCluster(pulumi.ComponentResource):
                     *(gpu_pool_spec(pool) for pool in config.aks.gpu_pools),
                 ],
                 protect=protect,
+                keda=keda,
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.provider = self.aks.provider

@@ -13,12 +13,17 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import GpuOperatorConfig
+from components.container_sizing import requests_limits
 from components.helm import ChartRef, release_in_namespace
+from components.network_policies import Allow, among_themselves, ingress_policies, metrics_scraping
 
 GPU_OPERATOR_CHART = "gpu-operator"
 GPU_OPERATOR_REPOSITORY = "https://helm.ngc.nvidia.com/nvidia"
 GPU_OPERATOR_NAMESPACE = "gpu-operator"
 GPU_OPERATOR_RELEASE = "gpu-operator"
+# The DCGM exporter DaemonSet the operator creates (not the chart): its pods' label and metrics port.
+DCGM_EXPORTER_LABELS = {"app": "nvidia-dcgm-exporter"}
+DCGM_EXPORTER_PORT = 9400
 
 # The chart's own default for the NFD workers; Helm replaces lists, so setting tolerations must repeat it.
 _CONTROL_PLANE_TOLERATION = {
@@ -26,6 +31,16 @@ _CONTROL_PLANE_TOLERATION = {
     "operator": "Equal",
     "value": "",
     "effect": "NoSchedule",
+}
+
+
+# Node Feature Discovery only reads world-readable host files and talks to the API: any unprivileged UID works.
+NFD_UID = 65534
+_NFD_POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": NFD_UID,
+    "runAsGroup": NFD_UID,
+    "seccompProfile": {"type": "RuntimeDefault"},
 }
 
 
@@ -48,7 +63,25 @@ def gpu_operator_values(
         driver["version"] = config.driver_version
     return {
         "daemonsets": {"tolerations": tolerations},
-        "node-feature-discovery": {"worker": {"tolerations": [_CONTROL_PLANE_TOLERATION, *tolerations]}},
+        "node-feature-discovery": {
+            # Non-root with a high UID and RuntimeDefault seccomp (the chart's container contexts already drop
+            # every capability, read-only root); CPU limits added to the chart's requests and memory limits.
+            # master.securityContext also runs the post-delete prune Job.
+            "master": {
+                "podSecurityContext": _NFD_POD_SECURITY,
+                "securityContext": {"runAsUser": NFD_UID},
+                "resources": requests_limits("100m", "128Mi", "1", "4Gi"),
+            },
+            "worker": {
+                "tolerations": [_CONTROL_PLANE_TOLERATION, *tolerations],
+                "podSecurityContext": _NFD_POD_SECURITY,
+                "resources": requests_limits("5m", "64Mi", "200m", "512Mi"),
+            },
+            "gc": {
+                "podSecurityContext": _NFD_POD_SECURITY,
+                "resources": requests_limits("10m", "128Mi", "200m", "1Gi"),
+            },
+        },
         "driver": driver,
         "toolkit": {"enabled": True},
         "mig": {"strategy": config.mig_strategy},
@@ -59,6 +92,15 @@ def gpu_operator_values(
             "serviceMonitor": {"enabled": config.dcgm_exporter and prometheus_crds},
         },
     }
+
+
+def gpu_operator_network_allows(values: Mapping[str, Any]) -> list[Allow]:
+    """The operator, NFD and the operands talk among themselves; Prometheus scrapes the DCGM exporter exactly when
+    the values turn its ServiceMonitor on. Nothing else calls in: the operator has no webhook."""
+    allows = [among_themselves()]
+    if ((values.get("dcgmExporter") or {}).get("serviceMonitor") or {}).get("enabled"):
+        allows.append(metrics_scraping(DCGM_EXPORTER_LABELS, [DCGM_EXPORTER_PORT]))
+    return allows
 
 
 class GpuOperator(pulumi.ComponentResource):
@@ -75,7 +117,7 @@ class GpuOperator(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("llmops:gpu:GpuOperator", name, None, opts)
-        _, self.release = release_in_namespace(
+        namespace, self.release = release_in_namespace(
             GPU_OPERATOR_RELEASE,
             ChartRef(GPU_OPERATOR_CHART, chart_version, GPU_OPERATOR_REPOSITORY),
             values,
@@ -87,4 +129,5 @@ class GpuOperator(pulumi.ComponentResource):
             # The driver container compiles the kernel module on first start; atomic waits for the operator.
             timeout_seconds=1200,
         )
+        ingress_policies(name, namespace, gpu_operator_network_allows(values), parent=self, provider=provider)
         self.register_outputs({"namespace": GPU_OPERATOR_NAMESPACE, "release": self.release.name})

@@ -11,6 +11,11 @@ import pulumi_kubernetes as k8s
 
 from components.kube import object_meta
 
+# The Azure Files CSI driver opens the NFS share's storage account to the nodes' subnet by adding this service
+# endpoint to it (azurefile-csi-driver, docs/driver-parameters.md: NFS needs a virtual network rule): the subnet
+# must declare it too, or the next Subnet update from Pulumi removes it and NFS mounts fail.
+NFS_SUBNET_SERVICE_ENDPOINT = "Microsoft.Storage"
+
 
 def gpu_storage_classes(
     name: str,

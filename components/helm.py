@@ -35,10 +35,13 @@ def release(
     depends_on: Sequence[pulumi.Resource] = (),
     repository_credentials: k8s.helm.v3.RepositoryOptsArgs | None = None,
     protect: bool = False,
+    skip_crds: bool = False,
 ) -> k8s.helm.v3.Release:
     """A release named `name` (also the Helm release name, so in-cluster service names are stable).
 
     An `oci://` repository is a registry path: Helm pulls `<repository>/<chart>` and takes no repository options.
+    `skip_crds`: leave out the chart's `crds/` (Helm installs them once and never upgrades them), for a chart
+    whose CRDs come from elsewhere.
     """
     oci = chart.repository.startswith("oci://")
     repository_opts = repository_credentials or (None if oci else k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository))
@@ -53,6 +56,7 @@ def release(
         atomic=True,
         cleanup_on_fail=True,
         timeout=timeout_seconds,
+        skip_crds=skip_crds or None,
         opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on), protect=protect),
     )
 
@@ -69,6 +73,7 @@ def release_in_namespace(
     provider: k8s.Provider,
     timeout_seconds: int = 900,
     depends_on: Sequence[pulumi.Resource] = (),
+    skip_crds: bool = False,
 ) -> tuple[k8s.core.v1.Namespace, k8s.helm.v3.Release]:
     """A chart in a namespace of its own that enforces `pod_security`: the namespace, and the release in it."""
     chart_namespace = namespace(
@@ -87,5 +92,6 @@ def release_in_namespace(
         provider=provider,
         timeout_seconds=timeout_seconds,
         depends_on=[chart_namespace, *depends_on],
+        skip_crds=skip_crds,
     )
     return chart_namespace, chart_release

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pulumi_azure_native as azure
 
 from components import argo_workflows, mlflow
 from components.aks import AksCluster, ClusterPlacement, PoolSpec
@@ -18,13 +19,17 @@ from components.config import (
     ManagementSecrets,
     MonitoringConfig,
     PipelinesConfig,
+    internal_entry_address,
 )
+from components.internal_entry import UI_ENTRY_PEER, InternalEntry, ui_backends
 from components.mlflow import Mlflow, MlflowArtifacts
-from components.postgres import PostgresServer
+from components.postgres import AppRole, DatabaseRoles, PostgresServer
 from components.workload_identity import RoleGrant, WorkloadIdentity
 
 WORKFLOW_ARTIFACTS_CONTAINER = "argo-artifacts"
 MLFLOW_ARTIFACTS_CONTAINER = "mlflow-artifacts"
+# Two addresses the management cluster leaves from: what the gateway's passthrough and outside firewalls admit.
+EGRESS_PREFIX_LENGTH = 31
 
 
 class ManagementCluster(pulumi.ComponentResource):
@@ -48,12 +53,27 @@ class ManagementCluster(pulumi.ComponentResource):
     ) -> None:
         super().__init__("llmops:management:ManagementCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # A fixed egress: every outbound connection (ArgoCD to the GPU apiserver passthrough among them) leaves from
+        # this prefix, so allowlists can name it. Protected with the cluster: a new prefix is a new address.
+        egress = azure.network.PublicIPPrefix(
+            f"{name}-egress",
+            public_ip_prefix_name=f"ippre-{name}-egress",
+            resource_group_name=placement.resource_group_name,
+            location=placement.location,
+            prefix_length=EGRESS_PREFIX_LENGTH,
+            public_ip_address_version="IPv4",
+            sku=azure.network.PublicIPPrefixSkuArgs(name="Standard", tier="Regional"),
+            tags=placement.tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+        )
+        self.egress_prefix = egress.ip_prefix
         self.aks = AksCluster(
             name,
             config.cluster,
             placement,
             user_pools=[PoolSpec(config=pool) for pool in config.cluster.user_pools],
             protect=protect,
+            egress_prefix_id=egress.id,
             opts=child,
         )
         self.provider = self.aks.provider
@@ -71,51 +91,52 @@ class ManagementCluster(pulumi.ComponentResource):
         self.mlflow_artifact_container = storage.containers[MLFLOW_ARTIFACTS_CONTAINER].name
 
         # Blob access is per container: the pipelines cannot touch MLflow's artifacts and vice versa.
-        workflows_identity = WorkloadIdentity(
-            f"{name}-workflows-wi",
-            oidc_issuer_url=self.aks.oidc_issuer_url,
-            service_accounts=[
-                (pipelines.namespace, argo_workflows.RUNNER_SERVICE_ACCOUNT),
-                (argo_workflows.NAMESPACE, argo_workflows.SERVER_SERVICE_ACCOUNT),
-            ],
-            grants=[
-                RoleGrant(
-                    "blob-contributor",
-                    STORAGE_BLOB_DATA_CONTRIBUTOR,
-                    storage.containers[WORKFLOW_ARTIFACTS_CONTAINER].id,
-                )
-            ],
-            resource_group_name=placement.resource_group_name,
-            location=placement.location,
-            tags=placement.tags,
-            opts=child,
+        # The pipeline runner has an identity of its own: beside the artifacts, it is what the workflow pods present
+        # to the gateway (Entra tokens for the gateway API where auth is jwt), which argo-server must not be.
+        def blob_identity(suffix: str, service_account: tuple[str, str], container: str) -> WorkloadIdentity:
+            return WorkloadIdentity(
+                f"{name}-{suffix}-wi",
+                oidc_issuer_url=self.aks.oidc_issuer_url,
+                service_accounts=[service_account],
+                grants=[RoleGrant("blob-contributor", STORAGE_BLOB_DATA_CONTRIBUTOR, storage.containers[container].id)],
+                resource_group_name=placement.resource_group_name,
+                location=placement.location,
+                tags=placement.tags,
+                opts=child,
+            )
+
+        self.pipeline_runner_identity = blob_identity(
+            "pipeline-runner",
+            (pipelines.namespace, argo_workflows.RUNNER_SERVICE_ACCOUNT),
+            WORKFLOW_ARTIFACTS_CONTAINER,
         )
-        mlflow_identity = WorkloadIdentity(
-            f"{name}-mlflow-wi",
-            oidc_issuer_url=self.aks.oidc_issuer_url,
-            service_accounts=[(mlflow.NAMESPACE, mlflow.SERVICE)],
-            grants=[
-                RoleGrant(
-                    "blob-contributor", STORAGE_BLOB_DATA_CONTRIBUTOR, storage.containers[MLFLOW_ARTIFACTS_CONTAINER].id
-                )
-            ],
-            resource_group_name=placement.resource_group_name,
-            location=placement.location,
-            tags=placement.tags,
-            opts=child,
+        workflows_identity = blob_identity(
+            "workflows",
+            (argo_workflows.NAMESPACE, argo_workflows.SERVER_SERVICE_ACCOUNT),
+            WORKFLOW_ARTIFACTS_CONTAINER,
         )
+        mlflow_identity = blob_identity("mlflow", (mlflow.NAMESPACE, mlflow.SERVICE), MLFLOW_ARTIFACTS_CONTAINER)
 
         postgres = None
-        # The password is there exactly when the backend is azure-postgres (see ManagementSecrets).
-        if secrets.mlflow_db_password is not None:
+        database_ready: list[pulumi.Resource] = []
+        # The passwords are there exactly when the backend is azure-postgres (see ManagementSecrets).
+        if secrets.database is not None:
             postgres = PostgresServer(
                 f"{name}-postgres",
                 config.mlflow,
                 placement=placement,
-                admin_password=secrets.mlflow_db_password,
-                database_names=[mlflow.DATABASE, mlflow.AUTH_DATABASE, argo_workflows.ARCHIVE_DATABASE],
+                admin_password=secrets.database.admin,
+                roles=[
+                    AppRole(mlflow.DATABASE_ROLE, (mlflow.DATABASE, mlflow.AUTH_DATABASE), secrets.database.mlflow),
+                    AppRole(
+                        argo_workflows.ARCHIVE_ROLE, (argo_workflows.ARCHIVE_DATABASE,), secrets.database.argo_archive
+                    ),
+                ],
                 protect=protect,
                 opts=child,
+            )
+            database_ready.append(
+                DatabaseRoles(f"{name}-postgres-roles", postgres, provider=self.provider, opts=child).job
             )
 
         argocd = ArgoCd(
@@ -126,6 +147,7 @@ class ManagementCluster(pulumi.ComponentResource):
             gitops_token=secrets.gitops_token,
             sso=secrets.sso,
             prometheus_crds=monitoring.prometheus_crds,
+            ui_entry=[UI_ENTRY_PEER],
             provider=self.provider,
             opts=child,
         )
@@ -141,10 +163,13 @@ class ManagementCluster(pulumi.ComponentResource):
                 blob_endpoint=storage.blob_endpoint,
                 container=self.artifact_container,
                 client_id=workflows_identity.client_id,
+                runner_client_id=self.pipeline_runner_identity.client_id,
             ),
             sso=secrets.sso,
             archive=postgres.login(argo_workflows.ARCHIVE_DATABASE) if postgres else None,
+            database_ready=database_ready,
             prometheus_crds=monitoring.prometheus_crds,
+            ui_entry=[UI_ENTRY_PEER],
             provider=self.provider,
             opts=child,
         )
@@ -165,26 +190,50 @@ class ManagementCluster(pulumi.ComponentResource):
             database=postgres.login(mlflow.DATABASE) if postgres else None,
             auth_database=postgres.login(mlflow.AUTH_DATABASE) if postgres else None,
             admin_password=secrets.mlflow_admin_password,
+            database_ready=database_ready,
             client_namespace=workflows.pipelines_ns.metadata.name,
             prometheus_crds=monitoring.prometheus_crds,
+            ui_entry=[UI_ENTRY_PEER],
             provider=self.provider,
             opts=child,
         )
         self.mlflow_url = tracking.url
         self.mlflow_tracking_uri = tracking.tracking_uri
         self.mlflow_credentials_secret = tracking.tracking_credentials_secret
+        # Configured or generated: for people to read with `pulumi stack output --show-secrets`.
+        self.mlflow_admin_password = tracking.admin_password
+        self.postgres_admin_password = postgres.admin_password if postgres is not None else None
+
+        # The exported UI URLs are served here, from inside the network only.
+        self.internal_entry = InternalEntry(
+            f"{name}-entry",
+            config.internal_entry,
+            address=internal_entry_address(config.internal_entry, placement.network),
+            backends=ui_backends(config.argocd.hostname, config.argo_workflows.hostname, config.mlflow.hostname),
+            chart_version=charts.envoy_gateway,
+            provider=self.provider,
+            backends_ready=[argocd.release, workflows.workflows_release, tracking.release],
+            opts=child,
+        )
 
         # What the management cluster publishes (its kubeconfig, a secret, apart).
         self.outputs: dict[str, Any] = {
             "name": self.aks.cluster_name,
             "resourceId": self.aks.cluster_id,
+            "egressPrefix": self.egress_prefix,
             "apiServerFqdn": self.aks.fqdn,
             "argocdUrl": self.argocd_url,
             "argoWorkflowsUrl": self.argo_workflows_url,
             "mlflowUrl": self.mlflow_url,
             "mlflowTrackingUri": self.mlflow_tracking_uri,
+            # The workflow pods' Entra identity: grant it the gateway API (an app role where assignment is required).
+            "pipelineRunnerIdentity": {
+                "clientId": self.pipeline_runner_identity.client_id,
+                "principalId": self.pipeline_runner_identity.principal_id,
+            },
             "artifactStorageAccount": self.artifact_storage_account,
             "artifactContainer": self.artifact_container,
             "pipelinesNamespace": self.pipelines_namespace,
+            "internalEntry": self.internal_entry.outputs,
         }
         self.register_outputs(self.outputs)

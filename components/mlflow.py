@@ -8,6 +8,7 @@ Basic authentication is on; pipelines authenticate with the Secret `mlflow-track
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ from components.config import MlflowConfig
 from components.container_sizing import requests_limits
 from components.helm import ChartRef, release
 from components.kube import namespace, object_meta, secret
+from components.network_policies import Allow, Peer, among_themselves, ingress_policies, metrics_scraping
+from components.passwords import generated_password
 from components.postgres import DatabaseLogin
 from components.workload_identity import CLIENT_ID_ANNOTATION, USE_LABEL
 
@@ -32,6 +35,8 @@ ADMIN_SECRET = "mlflow-admin"
 DATABASE_SECRET = "mlflow-db"
 TRACKING_CREDENTIALS_SECRET = "mlflow-tracking-credentials"
 DATABASE = "mlflow"
+# The PostgreSQL login role MLflow uses; it owns DATABASE and AUTH_DATABASE.
+DATABASE_ROLE = "mlflow"
 AUTH_DATABASE = "mlflow_auth"
 
 
@@ -71,7 +76,13 @@ def mlflow_values(
         # Several replicas need shared state: the tracking and auth stores in one PostgreSQL.
         "replicaCount": 2 if database is not None else 1,
         "service": {"port": PORT},
-        "serviceAccount": {"create": True, "name": SERVICE, "annotations": {CLIENT_ID_ANNOTATION: artifacts.client_id}},
+        # MLflow never calls the Kubernetes API; Azure workload identity projects its own token volume.
+        "serviceAccount": {
+            "create": True,
+            "name": SERVICE,
+            "annotations": {CLIENT_ID_ANNOTATION: artifacts.client_id},
+            "automount": False,
+        },
         "extraPodLabels": {USE_LABEL: "true"},
         # The chart's container securityContext has everything `restricted` asks except seccomp.
         "podSecurityContext": {
@@ -122,6 +133,24 @@ def mlflow_values(
     return values
 
 
+POD_LABELS = {"app.kubernetes.io/name": SERVICE}
+
+
+def mlflow_network_allows(
+    client_namespace: pulumi.Input[str], ui_entry: Sequence[Peer], chart_database: bool, prometheus_crds: bool
+) -> list[Allow]:
+    """Workflow pods in `client_namespace` log runs; people reach the UI through `ui_entry`; with the chart's own
+    PostgreSQL (`chart_database`) MLflow reaches it in this namespace. Metrics share the API port."""
+    allows = [Allow("pipelines", POD_LABELS, [Peer(namespace=client_namespace)], [PORT])]
+    if ui_entry:
+        allows.append(Allow("ui", POD_LABELS, ui_entry, [PORT]))
+    if chart_database:
+        allows.append(among_themselves())
+    if prometheus_crds:
+        allows.append(metrics_scraping(POD_LABELS, [PORT]))
+    return allows
+
+
 class Mlflow(pulumi.ComponentResource):
     """The `mlflow` namespace, credentials Secrets and the mlflow release. `tracking_uri` is the
     stable in-cluster address pipeline steps log to."""
@@ -131,6 +160,7 @@ class Mlflow(pulumi.ComponentResource):
     tracking_uri: str
     tracking_credentials_secret: str
     release: k8s.helm.v3.Release
+    admin_password: pulumi.Output[str]
 
     def __init__(
         self,
@@ -141,18 +171,26 @@ class Mlflow(pulumi.ComponentResource):
         artifacts: MlflowArtifacts,
         database: DatabaseLogin | None,
         auth_database: DatabaseLogin | None,
-        admin_password: pulumi.Output[str],
+        admin_password: pulumi.Output[str] | None,
         client_namespace: pulumi.Input[str],
         prometheus_crds: bool,
         provider: k8s.Provider,
+        ui_entry: Sequence[Peer] = (),
+        database_ready: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`client_namespace`: where the workflow pods that log to MLflow run. `ui_entry`: the pods through which
+        people reach the UI (the internal entry). `admin_password`: the configured basic-auth admin password, or
+        None to generate one (`admin_password` attribute). `database_ready`: what creates the `database` login role.
+        """
         super().__init__("llmops:management:Mlflow", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=provider)
         self.namespace = NAMESPACE
         self.url = f"https://{config.hostname}"
         self.tracking_uri = TRACKING_URI
         self.tracking_credentials_secret = TRACKING_CREDENTIALS_SECRET
+        self.admin_password = admin_password or generated_password(f"{name}-admin-password", self)
+        admin_password = self.admin_password
 
         ns = namespace(
             NAMESPACE,
@@ -162,7 +200,15 @@ class Mlflow(pulumi.ComponentResource):
             provider=provider,
             resource_name=f"{name}-namespace",
         )
+        ingress_policies(
+            name,
+            ns,
+            mlflow_network_allows(client_namespace, ui_entry, database is None, prometheus_crds),
+            parent=self,
+            provider=provider,
+        )
         prerequisites: list[pulumi.Resource] = [
+            *database_ready,
             ns,
             secret(
                 f"{name}-admin",
@@ -172,14 +218,7 @@ class Mlflow(pulumi.ComponentResource):
             ),
         ]
         if database is not None:
-            prerequisites.append(
-                secret(
-                    f"{name}-db",
-                    object_meta(DATABASE_SECRET, ns.metadata.name),
-                    string_data={"username": database.username, "password": database.password},
-                    opts=child,
-                )
-            )
+            prerequisites.append(database.credentials_secret(f"{name}-db", DATABASE_SECRET, ns.metadata.name, child))
         # The environment variables the MLflow client reads, ready for `envFrom`.
         secret(
             f"{name}-tracking-credentials",

@@ -15,9 +15,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import NemoConfig
+from components.gateway_objects import PROXY_PEER
+from components.gateway_routes import EXPOSED_NEMO_SERVICES
 from components.gpu import GpuWorkloadTarget
 from components.helm import ChartRef, release
+from components.network_policies import Allow, Peer, among_themselves, ingress_policies
 from components.ngc import NGC_API_SECRET, NGC_PULL_SECRET, NgcNamespace
+from components.nim import NIM_POD_LABELS
 
 NEMO_CHART = "nemo-microservices-helm-chart"
 NEMO_REPOSITORY = "https://helm.ngc.nvidia.com/nvidia/nemo-microservices"
@@ -54,6 +58,19 @@ BITNAMI_LEGACY_POSTGRESQL_HA: dict[str, Any] = {
 def service_url(service: str, nemo_namespace: str) -> str:
     """The in-cluster URL of one NeMo service, reachable from any namespace of the GPU cluster."""
     return f"http://{NEMO_RELEASE}-{service}.{nemo_namespace}.svc.cluster.local:{SERVICE_PORTS[service]}"
+
+
+def nemo_network_allows(enabled_services: Sequence[str], nim_namespace: str) -> list[Allow]:
+    """Who may connect to the NeMo pods. The chart comes from NGC only, so its pod labels are not known here: the
+    allows select every pod and narrow by port (each service listens on its Service's port)."""
+    exposed = sorted({SERVICE_PORTS[s] for s in enabled_services if s in EXPOSED_NEMO_SERVICES})
+    return [
+        # The services, their PostgreSQL and Milvus, and the training and evaluation jobs they start.
+        among_themselves(),
+        Allow("gateway", {}, [PROXY_PEER], exposed),
+        # LoRA-serving NIMs poll the Entity Store for adapters (NIM_PEFT_SOURCE).
+        Allow("nim", {}, [Peer(namespace=nim_namespace, pods=NIM_POD_LABELS)], [SERVICE_PORTS["entity-store"]]),
+    ]
 
 
 def _database(service: str, config: NemoConfig) -> dict[str, Any]:
@@ -97,17 +114,21 @@ def nemo_values(
                 "overrideExistingTargets": True,
                 "targets": {target: {"enabled": True} for target in config.customization_targets},
             },
-            # Training and model storage are shared by the training pods of a multi-GPU job: ReadWriteMany.
             "customizerConfig": {
+                # Tolerations of the customization job pods (chart README: `customizer.customizerConfig.tolerations`,
+                # "Tolerations on the customization job pods"). Fine-tuning may run on spot GPU pools: a preempted
+                # job is resubmitted by its pipeline. The chart offers `nodeSelectors` (a hard requirement) but no
+                # affinity for these pods, so spot is allowed rather than preferred: requiring it would strand
+                # training wherever no spot capacity is left.
+                "tolerations": training_tolerations,
+                # Training and model storage are shared by the training pods of a multi-GPU job: ReadWriteMany.
                 "training": {
                     "pvc": {
                         "size": config.training_workspace_size,
                         "storageClass": shared_storage_class,
                         "volumeAccessMode": "ReadWriteMany",
                     },
-                    # Fine-tuning pods may run on spot GPU pools: a preempted job is resubmitted by its pipeline.
-                    "tolerations": training_tolerations,
-                }
+                },
             },
             "modelsStorage": {
                 "enabled": True,
@@ -152,10 +173,12 @@ class NemoMicroservices(pulumi.ComponentResource):
         gpu: GpuWorkloadTarget,
         ngc_api_key: pulumi.Output[str],
         protect: bool,
+        nim_namespace: str,
         depends_on: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """`depends_on`: the Volcano release, whose CRDs and webhook the NeMo operator needs at start."""
+        """`nim_namespace`: where the NIMs that poll the Entity Store run. `depends_on`: the Volcano release, whose
+        CRDs and webhook the NeMo operator needs at start."""
         super().__init__("llmops:nemo:NemoMicroservices", name, None, opts)
         self.namespace_name = config.namespace
         self.adapter_namespace = config.adapter_namespace
@@ -176,6 +199,13 @@ class NemoMicroservices(pulumi.ComponentResource):
             gpu=gpu,
             ngc_api_key=ngc_api_key,
             parent=self,
+        )
+        ingress_policies(
+            name,
+            ngc.namespace,
+            nemo_network_allows(list(self.service_urls), nim_namespace),
+            parent=self,
+            provider=gpu.provider,
         )
         self.release = release(
             NEMO_RELEASE,

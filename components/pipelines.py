@@ -1,15 +1,18 @@
 """Registers the LLM pipeline templates (pipelines/*.yaml) on the management cluster.
 
 The YAML in the repository is the single source of the templates; this component checks that the
-set hangs together, fills in what differs per environment (service URLs, MLflow, the step image,
-gate thresholds, deadlines) and applies them after Argo Workflows has installed its CRDs.
+set hangs together (references, Evaluator benchmark types, no unauthenticated `http` artifacts), fills in
+what differs per environment (service URLs, the judge, MLflow, GitOps, the step image, gate settings,
+revisions, deadlines), writes what the step pods read in the pipelines namespace (gateway auth mode and
+audience, CA bundle, gateway and GitOps credentials) and applies the templates after Argo Workflows has
+installed its CRDs.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,13 +21,20 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.config import PipelinesConfig
+from components.config import GitOpsConfig, PipelinesConfig
 from components.gateway_routes import NemoPublicUrls
 from components.kube import custom_object, object_meta, secret
+from pipelines.steps._benchmarks import UnknownBenchmark, parse_benchmarks
 
 PIPELINES_DIR = Path(__file__).resolve().parent.parent / "pipelines"
 IMAGE_PLACEHOLDER = "llmops.local/pipeline-steps:placeholder"
+# Names the step templates read (pipelines/components/*.yaml); each is optional for the pods.
 GATEWAY_CREDENTIALS_SECRET = "llmops-gateway-credentials"
+GATEWAY_CLIENT_CONFIGMAP = "llmops-gateway-client"
+CA_BUNDLE_CONFIGMAP = "llmops-ca-bundle"
+CA_BUNDLE_KEY = "ca.crt"
+CA_BUNDLE_MOUNT = "/etc/llmops/ca"
+GITOPS_CREDENTIALS_SECRET = "llmops-gitops-credentials"
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
 _PARAMETER_REFERENCE = re.compile(r"\{\{\s*inputs\.parameters\.([A-Za-z0-9_-]+)\s*\}\}")
 
@@ -53,9 +63,21 @@ class PipelineModel:
     in_cluster_url: str
 
 
+def promotions_path(gitops: GitOpsConfig, environment: str) -> str:
+    """Where accepted promotions are recorded in the GitOps repository: beside, never inside, the folder ArgoCD
+    syncs (it would try to apply the JSON records as manifests)."""
+    path = f"promotions/{environment}"
+    synced = gitops.path.strip("/")
+    if path == synced or path.startswith(f"{synced}/") or synced in ("", "."):
+        raise PipelineTemplateError(f"promotion records at {path} would lie inside the synced gitops path {synced}")
+    return path
+
+
 def pipeline_environment(
     config: PipelinesConfig,
     *,
+    environment: str,
+    gitops: GitOpsConfig,
     nemo: NemoPublicUrls,
     models: Sequence[PipelineModel],
     customization_target: str,
@@ -64,7 +86,13 @@ def pipeline_environment(
 ) -> PipelineEnvironment:
     """The values of the templates' empty arguments: `models` in config order (the first is the one fine-tuned
     and evaluated), `customization_target` the Customizer target (`<model>@<version>`) adapters start from."""
-    judge = next((m for m in models if m.model == config.judge_model), models[0])
+    judge = next((m for m in models if m.model == config.judge_model), None)
+    if judge is None:
+        # The config check refuses this first; a judge URL must never fall back to a model that is not the judge.
+        served = ", ".join(m.model for m in models)
+        raise PipelineTemplateError(
+            f"llmops:pipelines.judgeModel: no NIM serves {config.judge_model} (served: {served})"
+        )
     base_model, _, base_version = customization_target.partition("@")
     service_urls: dict[str, pulumi.Input[str]] = {
         "datastore-url": nemo.data_store,
@@ -74,7 +102,10 @@ def pipeline_environment(
         "nim-url": models[0].gateway_url,
         "evaluator-nim-url": models[0].in_cluster_url,
         "judge-url": judge.gateway_url,
+        # The judge as the Evaluator's llm-judge metric reaches it, inside the GPU cluster like evaluator-nim-url.
+        "evaluator-judge-url": judge.in_cluster_url,
         "mlflow-tracking-uri": mlflow_tracking_uri,
+        "gitops-repo-url": gitops.repo_url,
     }
     defaults = {
         "namespace": adapter_namespace,
@@ -82,6 +113,12 @@ def pipeline_environment(
         "base-model-version": base_version,
         "judge-model": config.judge_model,
         "regression-tolerance": str(config.regression_tolerance),
+        "benchmarks": ",".join(config.benchmarks),
+        "min-examples": str(config.min_examples),
+        "min-benchmark-samples": str(config.min_benchmark_samples),
+        "confidence": str(config.confidence),
+        "git-commit": config.git_commit or "unknown",
+        "config-revision": config.config_revision or "unknown",
     }
     if len(models) > 1:
         # A second served model is the natural candidate when a new base model is evaluated.
@@ -91,7 +128,14 @@ def pipeline_environment(
     return PipelineEnvironment(
         service_urls=service_urls,
         defaults=defaults,
-        workflow_defaults={"lora-finetune-evaluate-deploy": {"min-business-gain": str(config.min_business_gain)}},
+        workflow_defaults={
+            "lora-finetune-evaluate-deploy": {
+                "min-business-gain": str(config.min_business_gain),
+                "promoted-model": config.promoted_model,
+                "gitops-revision": gitops.revision,
+                "gitops-path": promotions_path(gitops, environment),
+            }
+        },
     )
 
 
@@ -114,6 +158,9 @@ def load_templates(directory: Path = PIPELINES_DIR) -> tuple[list[LoadedTemplate
     components = [_load(p, "ClusterWorkflowTemplate") for p in sorted((directory / "components").glob("*.yaml"))]
     workflows = [_load(p, "WorkflowTemplate") for p in sorted((directory / "workflows").glob("*.yaml"))]
     check_references(components, workflows)
+    for loaded in [*components, *workflows]:
+        check_benchmarks(loaded)
+        check_http_artifacts(loaded)
     return components, workflows
 
 
@@ -130,6 +177,37 @@ def _declared_inputs(template: Mapping[str, Any]) -> dict[str, bool]:
     """Input parameter name -> whether it has a default."""
     parameters = (template.get("inputs") or {}).get("parameters") or []
     return {p["name"]: "value" in p or "default" in p for p in parameters}
+
+
+def _walk(node: Any) -> Iterator[Mapping[str, Any]]:
+    if isinstance(node, Mapping):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def check_benchmarks(loaded: LoadedTemplate) -> None:
+    """Every `benchmarks` default (workflow argument or step input) names types the pinned Evaluator runs."""
+    for node in _walk(loaded.body["spec"]):
+        if node.get("name") == "benchmarks" and isinstance(node.get("value"), str) and "{{" not in node["value"]:
+            try:
+                parse_benchmarks(node["value"])
+            except UnknownBenchmark as error:
+                raise PipelineTemplateError(f"{loaded.path.name}: benchmarks: {error}") from None
+
+
+def check_http_artifacts(loaded: LoadedTemplate) -> None:
+    """An `http` artifact without `auth` fetches through the gateway with no credential (or from anywhere with
+    none): the steps download with the gateway's credential themselves instead."""
+    for node in _walk(loaded.body["spec"]):
+        http = node.get("http")
+        if isinstance(http, Mapping) and "url" in http and not http.get("auth"):
+            raise PipelineTemplateError(
+                f"{loaded.path.name}: artifact {node.get('name')!r} is an unauthenticated http artifact ({http['url']})"
+            )
 
 
 def check_references(components: Sequence[LoadedTemplate], workflows: Sequence[LoadedTemplate]) -> None:
@@ -190,7 +268,17 @@ def _with_image(body: dict[str, Any], image: str) -> dict[str, Any]:
     return yaml.safe_load(text.replace(IMAGE_PLACEHOLDER, image))
 
 
-def _submit_command(kind: str, name: str, namespace: str, parameters: Mapping[str, Any], entrypoint: str) -> str:
+def _input_artifacts(template: Mapping[str, Any]) -> list[str]:
+    return [a["name"] for a in (template.get("inputs") or {}).get("artifacts") or [] if "from" not in a]
+
+
+def _submit_command(
+    kind: str, name: str, namespace: str, parameters: Mapping[str, Any], entrypoint: str, artifacts: Sequence[str]
+) -> str | None:
+    """A ready `argo submit`, or None when the template takes an input artifact: `argo submit` sets parameters
+    only, so such a step runs inside a workflow that produces the artifact."""
+    if artifacts:
+        return None
     source = f"workflowtemplate/{name}" if kind == "WorkflowTemplate" else f"clusterworkflowtemplate/{name}"
     flags = [f"argo submit -n {namespace} --from {source}"]
     if kind == "ClusterWorkflowTemplate":
@@ -199,9 +287,35 @@ def _submit_command(kind: str, name: str, namespace: str, parameters: Mapping[st
     return " ".join(flags)
 
 
+@dataclass(frozen=True)
+class StepAccess:
+    """What the step pods read in the pipelines namespace to reach the gateway and the GitOps repository."""
+
+    gateway_auth: str  # "api-key" | "jwt"
+    # jwt: the audience the steps request Entra tokens for (scope `<audience>/.default`).
+    token_audience: str | None
+    # api-key: the key the gateway checks.
+    gateway_api_key: pulumi.Output[str] | None
+    # PEM of the CAs behind the gateway certificate, when no public trust store has them.
+    ca_bundle: str | None
+    # Push rights to the GitOps repository (promotion records).
+    gitops_token: pulumi.Output[str]
+
+
+def _check_judge(where: str, arguments: Mapping[str, Any]) -> None:
+    """The judge never scores the model whose promotion it decides."""
+    judge, candidate = arguments.get("judge-model"), arguments.get("candidate-model")
+    if judge is not None and judge == candidate:
+        raise PipelineTemplateError(
+            f"{where}: llmops:pipelines.judgeModel {judge} is also the candidate-model it would judge; "
+            "choose another served model"
+        )
+
+
 class PipelineTemplates(pulumi.ComponentResource):
     """One ClusterWorkflowTemplate per step and one WorkflowTemplate per pipeline, registered in the
-    pipelines namespace after the Argo Workflows release; `self.catalog` describes them for stack outputs."""
+    pipelines namespace after the Argo Workflows release, and the ConfigMaps and Secrets their pods read;
+    `self.catalog` describes the templates for stack outputs."""
 
     def __init__(
         self,
@@ -211,7 +325,7 @@ class PipelineTemplates(pulumi.ComponentResource):
         environment: PipelineEnvironment,
         provider: k8s.Provider,
         workflows_release: pulumi.Resource,
-        gateway_api_key: pulumi.Output[str] | None,
+        access: StepAccess,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("llmops:pipelines:PipelineTemplates", name, None, opts)
@@ -219,15 +333,7 @@ class PipelineTemplates(pulumi.ComponentResource):
         # The CRDs come with the Argo Workflows release (installed by its hook), so every template waits for it.
         child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[workflows_release])
         self.catalog: list[dict[str, Any]] = []
-
-        if gateway_api_key is not None:
-            # Steps reach NeMo and NIM through the gateway; the templates read the key from here.
-            secret(
-                f"{name}-gateway-credentials",
-                object_meta(GATEWAY_CREDENTIALS_SECRET, namespace),
-                string_data={"api-key": gateway_api_key},
-                opts=child,
-            )
+        self._step_access(name, namespace, access, child)
 
         registered: list[pulumi.Resource] = []
         for component in components:
@@ -236,7 +342,9 @@ class PipelineTemplates(pulumi.ComponentResource):
             template = body["spec"]["templates"][0]
             inputs = (template.get("inputs") or {}).get("parameters") or []
             step_parameters = {p["name"]: p.get("value") for p in inputs}
-            self.catalog.append(self._entry(body, namespace, step_parameters, template["name"]))
+            self.catalog.append(
+                self._entry(body, namespace, step_parameters, template["name"], _input_artifacts(template))
+            )
 
         after_components = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=registered))
         for workflow in workflows:
@@ -252,10 +360,44 @@ class PipelineTemplates(pulumi.ComponentResource):
                 elif key in defaults:
                     argument["value"] = defaults[key]
                 parameters[key] = argument.get("value")
+            _check_judge(workflow.path.name, parameters)
             self._register(name, body, namespace, after_components)
-            self.catalog.append(self._entry(body, namespace, parameters, spec["entrypoint"]))
+            self.catalog.append(self._entry(body, namespace, parameters, spec["entrypoint"], []))
 
         self.register_outputs({"templates": self.catalog})
+
+    def _step_access(self, name: str, namespace: str, access: StepAccess, opts: pulumi.ResourceOptions) -> None:
+        client = {"auth": access.gateway_auth}
+        if access.token_audience is not None:
+            client["token-audience"] = access.token_audience
+        self.gateway_client = k8s.core.v1.ConfigMap(
+            f"{name}-gateway-client", metadata=object_meta(GATEWAY_CLIENT_CONFIGMAP, namespace), data=client, opts=opts
+        )
+        self.ca_bundle = (
+            k8s.core.v1.ConfigMap(
+                f"{name}-ca-bundle",
+                metadata=object_meta(CA_BUNDLE_CONFIGMAP, namespace),
+                data={CA_BUNDLE_KEY: access.ca_bundle},
+                opts=opts,
+            )
+            if access.ca_bundle is not None
+            else None
+        )
+        if access.gateway_api_key is not None:
+            # Steps reach NeMo and NIM through the gateway; the templates read the key from here.
+            secret(
+                f"{name}-gateway-credentials",
+                object_meta(GATEWAY_CREDENTIALS_SECRET, namespace),
+                string_data={"api-key": access.gateway_api_key},
+                opts=opts,
+            )
+        # deploy-adapter pushes the promotion record with it.
+        secret(
+            f"{name}-gitops-credentials",
+            object_meta(GITOPS_CREDENTIALS_SECRET, namespace),
+            string_data={"token": access.gitops_token},
+            opts=opts,
+        )
 
     def _register(
         self, name: str, body: dict[str, Any], namespace: str | None, opts: pulumi.ResourceOptions
@@ -274,13 +416,25 @@ class PipelineTemplates(pulumi.ComponentResource):
 
     @staticmethod
     def _entry(
-        body: Mapping[str, Any], namespace: str, parameters: Mapping[str, Any], entrypoint: str
+        body: Mapping[str, Any],
+        namespace: str,
+        parameters: Mapping[str, Any],
+        entrypoint: str,
+        artifacts: Sequence[str],
     ) -> dict[str, Any]:
         kind, name = body["kind"], body["metadata"]["name"]
-        return {
+        entry = {
             "name": name,
             "kind": kind,
             "namespace": namespace if kind == "WorkflowTemplate" else None,
             "parameters": dict(parameters),
-            "submit": _submit_command(kind, name, namespace, parameters, entrypoint),
         }
+        command = _submit_command(kind, name, namespace, parameters, entrypoint, artifacts)
+        if command is not None:
+            entry["submit"] = command
+        else:
+            entry["note"] = (
+                f"takes the input artifact(s) {', '.join(artifacts)}, which `argo submit` cannot pass: "
+                "call it as a step of a workflow that produces them"
+            )
+        return entry

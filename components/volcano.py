@@ -16,12 +16,18 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.container_sizing import requests_limits
 from components.helm import ChartRef, release_in_namespace
+from components.network_policies import ingress_policies, webhook
 
 VOLCANO_REPOSITORY = "https://volcano-sh.github.io/helm-charts"
 VOLCANO_NAMESPACE = "volcano-system"
 # The NeMo operator and Customizer submit jobs to this queue, which the Volcano scheduler creates.
 VOLCANO_QUEUE = "default"
+ADMISSION_LABELS = {"app": "volcano-admission"}
+# The admission Service's targetPort: the webhook server listens here.
+ADMISSION_PORT = 8443
+VOLCANO_UID = 10001
 
 
 def volcano_values(job_namespaces: list[str]) -> dict[str, Any]:
@@ -36,7 +42,30 @@ def volcano_values(job_namespaces: list[str]) -> dict[str, Any]:
             ],
             # Volcano's bundled Prometheus, Grafana and kube-state-metrics stay off: monitoring is not its job here.
             "metrics_enable": False,
+            # `admission_resources` also sizes the admission-init hook Job.
+            "admission_resources": requests_limits("50m", "64Mi", "500m", "256Mi"),
+            "scheduler_resources": requests_limits("100m", "256Mi", "1", "1Gi"),
+            "controller_resources": requests_limits("100m", "128Mi", "1", "512Mi"),
+            # The chart's default container context with a high UID (no user in the images; any UID works). Each
+            # per-component context replaces the default one whole. The admission-init hook keeps a writable root:
+            # gen-admission-secret.sh writes the generated certificate under a mktemp directory.
+            "default_csc": _container_security_context(read_only_root=False),
+            "admission_main_csc": _container_security_context(read_only_root=True),
+            "scheduler_main_csc": _container_security_context(read_only_root=True),
+            "controller_main_csc": _container_security_context(read_only_root=True),
         },
+    }
+
+
+def _container_security_context(*, read_only_root: bool) -> dict[str, Any]:
+    """The chart's `default_csc` (non-root, every capability dropped but DAC_OVERRIDE, which upstream adds to
+    every component) with a UID >= 10000 and, where the component writes nothing, a read-only root."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": VOLCANO_UID,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": read_only_root,
+        "capabilities": {"add": ["DAC_OVERRIDE"], "drop": ["ALL"]},
     }
 
 
@@ -67,5 +96,9 @@ class Volcano(pulumi.ComponentResource):
             namespace_resource_name=f"{name}-ns",
             parent=self,
             provider=provider,
+        )
+        # Only the kube-apiserver calls in (the admission webhook); with metrics off nothing scrapes the rest.
+        ingress_policies(
+            name, self.namespace, [webhook(ADMISSION_LABELS, ADMISSION_PORT)], parent=self, provider=provider
         )
         self.register_outputs({"namespace": VOLCANO_NAMESPACE, "queue": self.queue})

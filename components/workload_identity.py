@@ -42,6 +42,8 @@ class WorkloadIdentity(pulumi.ComponentResource):
 
     client_id: pulumi.Output[str]
     principal_id: pulumi.Output[str]
+    identity: azure.managedidentity.UserAssignedIdentity
+    federated_credentials: list[azure.managedidentity.FederatedIdentityCredential]
 
     def __init__(
         self,
@@ -64,8 +66,10 @@ class WorkloadIdentity(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.identity = identity
         self.client_id = identity.client_id
         self.principal_id = identity.principal_id
+        self.federated_credentials = []
 
         # Azure rejects concurrent writes of federated credentials on one identity, so they form a chain.
         previous: list[pulumi.Resource] = []
@@ -81,6 +85,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=previous),
             )
             previous = [credential]
+            self.federated_credentials.append(credential)
 
         client = azure.authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
         for grant in grants:

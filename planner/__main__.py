@@ -1,6 +1,9 @@
-"""`python -m planner [--stack dev] [--out build/plan]`: the offline plan of one stack.
+"""`python -m planner [--stack dev] [--out build/plan] [--graph] [--render]`: the offline plan of one stack.
 
-Exit codes: 0 ok, 1 a mandatory policy violation, 2 a configuration error.
+`--render` also renders every Helm release with its real chart (build/plan/<stack>/rendered/) and scans the
+authored and rendered objects with checkov, adding the findings per release to the report.
+
+Exit codes: 0 ok, 1 a mandatory policy violation, 2 a configuration error or an unknown stack.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import sys
 from pathlib import Path
 
 from planner.cost import options_from_stack_config
-from planner.evaluate import PROJECT_DIR, evaluate, stack_config
+from planner.evaluate import PROJECT_DIR, Evaluation, UnknownStack, evaluate, stack_config
 from planner.policy_runner import run_policies
 from planner.render import summary, write_plan
 
@@ -28,9 +31,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="fail when a required secret is not in the stack file (encrypted values count as present)",
     )
+    parser.add_argument(
+        "--graph", action="store_true", help="also print the Mermaid graph (always written to graph.mmd)"
+    )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="render the Helm releases with their charts and scan them (as `make render` and `make scan`)",
+    )
+    parser.add_argument("--charts-dir", type=Path, default=None, help="chart sources for --render (see planner.charts)")
     args = parser.parse_args(argv)
 
-    config = stack_config(args.stack, stacks_dir=args.stacks_dir) if args.stacks_dir else None
+    try:
+        config = stack_config(args.stack, stacks_dir=args.stacks_dir)
+    except UnknownStack as error:
+        print(error, file=sys.stderr)
+        return 2
     evaluation = evaluate(args.stack, config_override=config, placeholders_for_absent=not args.require_secrets)
     if not evaluation.ok:
         for problem in evaluation.config_problems:
@@ -40,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from policies.pack import cost
     from policies.pack.catalog import PACK_ENFORCEMENT, POLICIES, POLICY_CONFIG
 
-    budget = options_from_stack_config(config if config is not None else stack_config(args.stack))
+    budget = options_from_stack_config(config)
     # The stack's budget reaches the cost policy as policy config, here and under `pulumi preview`.
     budget_config = cost.policy_config(budget)
     verdicts = run_policies(evaluation.registrations, POLICIES, PACK_ENFORCEMENT, config=budget_config)
@@ -48,9 +64,42 @@ def main(argv: list[str] | None = None) -> int:
     # For `pulumi preview --policy-pack policies --policy-pack-config build/plan/<stack>/policy-config.json`.
     policy_config = {**POLICY_CONFIG, **budget_config}
     (plan_path.parent / "policy-config.json").write_text(json.dumps(policy_config, indent=2) + "\n")
-    print(summary(evaluation, verdicts, budget))
-    print(f"\nWrote {plan_path.parent}")
-    return 1 if any(v.enforcement == "mandatory" for v in verdicts) else 0
+    print(summary(evaluation, verdicts, budget, out_dir=plan_path.parent, graph_on_terminal=args.graph))
+    violated = any(v.enforcement == "mandatory" for v in verdicts)
+    if args.render:
+        scan_failed = _render_and_scan(evaluation, plan_path.parent, args.charts_dir, args.stacks_dir)
+        return 1 if violated or scan_failed else 0
+    return 1 if violated else 0
+
+
+def _render_and_scan(evaluation: Evaluation, plan_dir: Path, charts_dir: Path | None, stacks_dir: Path | None) -> bool:
+    """Render the stack's releases, scan them with the authored objects, print and keep the counts per
+    release; True when a chart could not be rendered or a finding is outside the reviewed exceptions."""
+    from planner.charts import (
+        HelmUnavailable,
+        RenderError,
+        charts_dir_default,
+        platform_config,
+        render_stack,
+        write_rendered,
+    )
+    from planner.scan import load_exceptions, scan
+
+    try:
+        stack_render = render_stack(
+            evaluation, platform_config(evaluation.stack, stacks_dir), charts_dir or charts_dir_default()
+        )
+    except (HelmUnavailable, RenderError) as error:
+        print(f"render: {error}")
+        return True
+    write_rendered(stack_render, plan_dir / "rendered")
+    lines = [f"render: {label} not rendered: {reason}" for label, reason in stack_render.unavailable.items()]
+    report = scan([(evaluation, stack_render)], load_exceptions())
+    lines += report.lines() + [f"FAILING  {finding}" for finding in report.failing]
+    print("\n".join(lines))
+    with (plan_dir / "report.txt").open("a") as report_file:
+        report_file.write("\n" + "\n".join(lines) + "\n")
+    return bool(stack_render.missing_charts or report.failing)
 
 
 if __name__ == "__main__":

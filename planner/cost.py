@@ -34,6 +34,15 @@ def options_from_stack_config(raw: Mapping[str, Any]) -> CostOptions:
     )
 
 
+def budget_line(report: CostReport) -> str | None:
+    """The budget and whether the estimate keeps to it, where the stack sets one."""
+    limit = report.options.monthly_limit_usd
+    if limit is None:
+        return None
+    verdict = "OVER BUDGET" if report.budget_exceeded else "within budget"
+    return f"budget {format_usd(limit)} on {report.options.measure}: {verdict}"
+
+
 def summary_lines(report: CostReport) -> list[str]:
     region = report.region or "no Azure region"
     flag = " (estimate: region not in the table)" if report.region_estimated else ""
@@ -42,16 +51,22 @@ def summary_lines(report: CostReport) -> list[str]:
         f"{report.region_multiplier:g}{flag}):",
         "  idle {}   serving {}   peak {}".format(*(format_usd(report.monthly(m)) for m in MEASURES)),
     ]
-    limit = report.options.monthly_limit_usd
-    if limit is not None:
-        verdict = "OVER BUDGET" if report.budget_exceeded else "within budget"
-        lines.append(f"  budget {format_usd(limit)} on {report.options.measure}: {verdict}")
+    budget = budget_line(report)
+    if budget is not None:
+        lines.append(f"  {budget}")
     if report.fine_tuning is not None:
         ft = report.fine_tuning
         kind = "spot" if ft.spot else "on-demand"
         lines.append(
             f"  fine-tuning: {format_usd(ft.node_hour)}/h per {ft.vm_size} node ({kind}, {ft.gpus} x {ft.gpu_model}), "
             f"{format_usd(ft.gpu_hour)}/GPU-hour; on-demand {format_usd(ft.on_demand_node_hour)}/h"
+        )
+    for schedule in report.schedules:
+        replicas = f"{schedule.replicas} replica(s), {schedule.gpus} GPU(s)"
+        lines.append(
+            f"  serving schedule {schedule.release}: {schedule.window} ({schedule.hours_per_month:.0f} h/month, "
+            f"{replicas}): idle $0, scheduled {format_usd(schedule.scheduled)}, always-on "
+            f"{format_usd(schedule.always_on)}; saves {format_usd(schedule.saving)}/month"
         )
     width = max((len(i.name) for i in report.items), default=0)
     for item in sorted(report.items, key=lambda i: -i.peak):

@@ -6,6 +6,7 @@ import asyncio
 import json
 import runpy
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def placeholder(key: str) -> str:
-    """What the planner passes for a secret the stack file does not carry in clear."""
-    return f"[placeholder for {key}]"
+    """What the planner passes for a secret the stack file does not carry in clear. Letters, digits and `-_.:`
+    only, so it passes the checks a real secret must (the MLflow passwords' character rules)."""
+    return f"placeholder.{key}"
 
 
 @dataclass
@@ -38,6 +40,8 @@ class Evaluation:
     placeholders: list[str]
     secret_values: dict[str, str]
     unanswered_calls: list[str] = field(default_factory=list)
+    # The stack file's `config:` as evaluated (secure values still encrypted), for the summary's secrets line.
+    stack_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -48,12 +52,16 @@ def project_name(project_dir: Path = PROJECT_DIR) -> str:
     return str(yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"])
 
 
+class UnknownStack(SystemExit):
+    """No stacks/Pulumi.<stack>.yaml: `python -m planner` exits 2 with this one line (other tools exit 1)."""
+
+
 def stack_config(stack: str, project_dir: Path = PROJECT_DIR, stacks_dir: Path | None = None) -> dict[str, Any]:
     stacks_dir = stacks_dir or project_dir / "stacks"
     path = stacks_dir / f"Pulumi.{stack}.yaml"
     if not path.exists():
         known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in stacks_dir.glob("Pulumi.*.yaml"))
-        raise SystemExit(f"unknown stack {stack!r}; stacks: {', '.join(known)}")
+        raise UnknownStack(f"unknown stack {stack!r}; stacks: {', '.join(known)}")
     return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
 
 
@@ -62,12 +70,14 @@ def engine_config(
     secret_keys: list[str],
     secret_values: dict[str, str],
     placeholders_for_absent: bool = True,
+    generated: Collection[str] = (),
 ) -> tuple[dict[str, str], list[str], list[str]]:
     """Config as the engine hands it to a program: `ns:key` -> string (objects JSON-encoded).
 
     Encrypted (`secure:`) secrets get a marked placeholder, since only the stack's secrets provider
-    can decrypt them; so do absent ones unless `placeholders_for_absent` is off. `secret_values` lets
-    tests seed known values to prove they never appear in clear.
+    can decrypt them; so do absent ones unless `placeholders_for_absent` is off, or they are among
+    `generated` (the program generates those when unset, as it would on `pulumi up`). `secret_values`
+    lets tests seed known values to prove they never appear in clear.
     """
     values: dict[str, str] = {}
     encrypted: set[str] = set()
@@ -80,7 +90,7 @@ def engine_config(
     for key in secret_keys:
         if key in secret_values:
             values[key] = secret_values[key]
-        elif key in encrypted or (key not in values and placeholders_for_absent):
+        elif key in encrypted or (key not in values and placeholders_for_absent and key not in generated):
             values[key] = placeholder(key)
             placeholders.append(key)
     return values, [k for k in secret_keys if k in values], placeholders
@@ -95,13 +105,14 @@ def evaluate(
 ) -> Evaluation:
     """Evaluate `__main__.py` for `stack`. `config_override` replaces the stack file's config;
     with `placeholders_for_absent` off, a required secret missing from the stack file is an error."""
-    from components.config import NAMESPACE, SECRET_KEYS
+    from components.config import GENERATED_SECRET_KEYS, NAMESPACE, SECRET_KEYS
 
     project = project_name(project_dir)
     raw = config_override if config_override is not None else stack_config(stack, project_dir)
     secret_keys = [f"{NAMESPACE}:{key}" for key in SECRET_KEYS]
     seeded = dict(secret_values or {})
-    values, secrets, placeholders = engine_config(raw, secret_keys, seeded, placeholders_for_absent)
+    generated = [f"{NAMESPACE}:{key}" for key in GENERATED_SECRET_KEYS]
+    values, secrets, placeholders = engine_config(raw, secret_keys, seeded, placeholders_for_absent, generated)
 
     mocks = PlanMocks()
     monitor = CapturingMonitor(mocks)
@@ -139,4 +150,5 @@ def evaluate(
         placeholders=placeholders,
         secret_values=seeded,
         unanswered_calls=mocks.unanswered_calls,
+        stack_config=dict(raw),
     )

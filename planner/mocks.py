@@ -18,6 +18,7 @@ from pulumi.runtime.settings import get_project, get_stack
 from policies.pack.record import Registration
 from policies.pack.tokens import HELM_RELEASE
 
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 SUBSCRIPTION_ID = "00000000-0000-4000-8000-000000000000"
 TENANT_ID = "00000000-0000-4000-8000-00000000aaaa"
 
@@ -27,6 +28,10 @@ _ARM_TYPES: dict[str, tuple[str, str]] = {
     "azure-native:network:VirtualNetwork": ("Microsoft.Network/virtualNetworks", "virtualNetworkName"),
     "azure-native:network:Subnet": ("Microsoft.Network/virtualNetworks/{virtualNetworkName}/subnets", "subnetName"),
     "azure-native:network:PublicIPAddress": ("Microsoft.Network/publicIPAddresses", "publicIpAddressName"),
+    "azure-native:network:PublicIPPrefix": ("Microsoft.Network/publicIPPrefixes", "publicIpPrefixName"),
+    "azure-native:network:NatGateway": ("Microsoft.Network/natGateways", "natGatewayName"),
+    "azure-native:app:ManagedEnvironment": ("Microsoft.App/managedEnvironments", "environmentName"),
+    "azure-native:app:Job": ("Microsoft.App/jobs", "jobName"),
     "azure-native:operationalinsights:Workspace": ("Microsoft.OperationalInsights/workspaces", "workspaceName"),
     "azure-native:managedidentity:UserAssignedIdentity": (
         "Microsoft.ManagedIdentity/userAssignedIdentities",
@@ -74,6 +79,12 @@ _ARM_TYPES: dict[str, tuple[str, str]] = {
         "privateDnsZoneGroupName",
     ),
     "azure-native:privatedns:PrivateZone": ("Microsoft.Network/privateDnsZones", "privateZoneName"),
+    "azure-native:dns:Zone": ("Microsoft.Network/dnsZones", "zoneName"),
+    "azure-native:dns:RecordSet": ("Microsoft.Network/dnsZones/{zoneName}/{recordType}", "relativeRecordSetName"),
+    "azure-native:privatedns:PrivateRecordSet": (
+        "Microsoft.Network/privateDnsZones/{privateZoneName}/{recordType}",
+        "relativeRecordSetName",
+    ),
     "azure-native:privatedns:VirtualNetworkLink": (
         "Microsoft.Network/privateDnsZones/{privateZoneName}/virtualNetworkLinks",
         "virtualNetworkLinkName",
@@ -126,6 +137,23 @@ def _exec_kubeconfig(cluster: str, server: str) -> str:
     )
 
 
+def _secret(value: Any) -> dict[str, Any]:
+    """A value marked secret on the wire, as the engine returns an output named in additionalSecretOutputs."""
+    return {rpc._special_sig_key: rpc._special_secret_sig, "value": value}
+
+
+def _random_password(logical: str, inputs: dict[str, Any]) -> tuple[str, dict]:
+    """What pulumi-random answers: `result` (and its bcrypt hash) secret, drawn from the classes the inputs allow,
+    at the asked length; stable per resource name so plans compare."""
+    length = int(inputs.get("length") or 16)
+    special = _plain(inputs.get("overrideSpecial")) or ("!@#$%&*()-_=+[]{}<>:?" if inputs.get("special", True) else "")
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789" + (special if inputs.get("special") else "")
+    digest = hashlib.sha256(f"random/{logical}".encode()).digest() * (length // 32 + 1)
+    result = "".join(alphabet[b % len(alphabet)] for b in digest[:length])
+    state = {**inputs, "result": _secret(result), "bcryptHash": _secret("$2a$10$" + "m" * 53)}
+    return f"{logical}-none", state
+
+
 class PlanMocks(pulumi_mocks.Mocks):
     def __init__(self) -> None:
         self.unanswered_calls: list[str] = []
@@ -146,6 +174,8 @@ class PlanMocks(pulumi_mocks.Mocks):
                 "version": _plain(inputs.get("version")),
             }
             return f"{namespace}/{release}", {**inputs, "status": status}
+        if args.typ == RANDOM_PASSWORD:
+            return _random_password(args.name, inputs)
         if args.typ.startswith("kubernetes:"):
             metadata = inputs.get("metadata") or {}
             name = _plain(metadata.get("name")) if isinstance(metadata, dict) else None
@@ -204,6 +234,13 @@ class PlanMocks(pulumi_mocks.Mocks):
             state["fullyQualifiedDomainName"] = f"{name}.postgres.database.azure.com"
         elif typ == "azure-native:network:PublicIPAddress":
             state["ipAddress"] = "198.51.100.7"
+        elif typ == "azure-native:dns:Zone":
+            state["nameServers"] = [f"ns{i}-01.azure-dns.com." for i in range(1, 5)]
+        elif typ == "azure-native:network:PublicIPPrefix":
+            # A documentation range (RFC 5737), distinct per prefix so allowlists show which one they admit.
+            length = inputs.get("prefixLength")
+            octet = int(hashlib.sha256(name.encode()).hexdigest(), 16) % 64 * 4
+            state["ipPrefix"] = f"192.0.2.{octet}/{int(length) if isinstance(length, int | float) else 31}"
         return resource_id, state
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
@@ -213,6 +250,20 @@ class PlanMocks(pulumi_mocks.Mocks):
                 "objectId": _uuid_from("object"),
                 "subscriptionId": SUBSCRIPTION_ID,
                 "tenantId": TENANT_ID,
+            }, []
+        if args.token == "azure-native:managedidentity:getUserAssignedIdentity":
+            # An identity that exists outside the stack (the CI deploy identity), answered as ARM would.
+            group = _plain(args.args.get("resourceGroupName")) or "rg"
+            name = _plain(args.args.get("resourceName")) or "identity"
+            return {
+                "id": f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}/providers/"
+                f"Microsoft.ManagedIdentity/userAssignedIdentities/{name}",
+                "name": name,
+                "principalId": _uuid_from(name + "principal"),
+                "clientId": _uuid_from(name + "client"),
+                "tenantId": TENANT_ID,
+                "location": "westeurope",
+                "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
             }, []
         if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
             cluster = _plain(args.args.get("resourceName")) or "cluster"

@@ -168,7 +168,7 @@ def test_each_component_gets_the_secrets_its_config_uses() -> None:
     assert secrets.management.gitops_token is given["gitopsToken"]
     assert secrets.management.mlflow_admin_password is given["mlflowAdminPassword"]
     # dev: AKS GPU pools, no SSO, in-cluster MLflow database: those secrets are left out even when set.
-    assert (secrets.gpu_cluster_kubeconfig, secrets.management.sso, secrets.management.mlflow_db_password) == (
+    assert (secrets.gpu_cluster_kubeconfig, secrets.management.sso, secrets.management.database) == (
         None,
         None,
         None,
@@ -177,7 +177,10 @@ def test_each_component_gets_the_secrets_its_config_uses() -> None:
     prod, given = _loaded("prod")
     secrets = PlatformSecrets.from_config(prod, given)
     assert secrets.gpu_cluster_kubeconfig is given["gpuClusterKubeconfig"]
-    assert secrets.management.mlflow_db_password is given["mlflowDbPassword"]
+    assert secrets.management.database is not None
+    assert secrets.management.database.mlflow is given["mlflowDbPassword"]
+    assert secrets.management.database.admin is given["postgresAdminPassword"]
+    assert secrets.management.database.argo_archive is given["argoArchiveDbPassword"]
     assert secrets.management.sso is not None
     assert secrets.management.sso.app == prod.management.argocd.sso
     assert secrets.management.sso.client_secret is given["ssoClientSecret"]

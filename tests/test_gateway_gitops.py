@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import functools
 import json
 from typing import Any
 from urllib.parse import urlparse
@@ -10,7 +12,7 @@ from urllib.parse import urlparse
 import pytest
 from pulumi.output import Unknown
 from support.chart_values import unknown_values_keys
-from support.plans import SEEDED_SECRETS, Plan
+from support.plans import SEEDED_SECRETS, Plan, plan_of, stack_fixtures
 from support.schemas import validate_core, validate_custom
 
 from components import gateway as gw
@@ -27,6 +29,21 @@ ENVOY_GATEWAY = "kubernetes:gateway.envoyproxy.io/v1alpha1"
 ARGOCD = "kubernetes:argoproj.io/v1alpha1"
 ARGOCD_KINDS = (f"{ARGOCD}:Application", f"{ARGOCD}:AppProject")
 NEMO_EXPOSED = {"customizer", "evaluator", "data-store", "entity-store", "guardrails"}
+
+
+INTERNAL_ENTRY = "llmops:management:InternalEntry"
+
+
+@functools.cache
+def gpu_side(stack: str) -> Plan:
+    """The stack's plan without the management cluster's internal entry to the UIs (its own Envoy Gateway, tested in
+    test_access_ui_dns.py): the gateway of these tests is the GPU cluster's."""
+    plan = plan_of(stack)
+    kept = [r for r in plan.registrations if not any(a.type == INTERNAL_ENTRY for a in plan.ancestors(r))]
+    return Plan(dataclasses.replace(plan.evaluation, registrations=kept), plan.verdicts)
+
+
+dev, staging, prod, any_stack = stack_fixtures(gpu_side, "module")
 
 
 def config_of(plan: Plan) -> PlatformConfig:
@@ -218,16 +235,20 @@ def test_passthrough_hostname_and_cluster_secret_server_agree(any_stack: Plan) -
 def test_passthrough_admits_only_allowlisted_clients(any_stack: Plan) -> None:
     config = config_of(any_stack).gateway
     [allowlist] = [
-        p for p in any_stack.of_type(f"{ENVOY_GATEWAY}:SecurityPolicy") if "authorization" in spec(any_stack, p)
+        p
+        for p in any_stack.of_type(f"{ENVOY_GATEWAY}:SecurityPolicy")
+        if "authorization" in spec(any_stack, p)
+        and targets(any_stack, p) == {("Gateway", gwo.GATEWAY, gwo.PASSTHROUGH_LISTENER)}
     ]
-    assert targets(any_stack, allowlist) == {("Gateway", gwo.GATEWAY, gwo.PASSTHROUGH_LISTENER)}
+    # The management cluster's egress prefix first (tests/test_access_ci.py), then the configured ranges.
+    egress = any_stack.outputs["egress"]["management"]
     assert spec(any_stack, allowlist)["authorization"] == {
         "defaultAction": "Deny",
         "rules": [
             {
                 "name": "allowlisted-clients",
                 "action": "Allow",
-                "principal": {"clientCIDRs": config.passthrough_allowed_cidrs},
+                "principal": {"clientCIDRs": [egress, *config.passthrough_allowed_cidrs]},
             }
         ],
     }
@@ -273,8 +294,18 @@ def test_cluster_secret_is_secret_and_waits_for_the_token(any_stack: Plan) -> No
 def test_argocd_objects_live_on_the_management_cluster_after_argocd(any_stack: Plan) -> None:
     argocd = any_stack.helm_release("argocd")
     stack = any_stack.evaluation.stack
-    management = [cluster_secret(any_stack), *[r for r in any_stack.registrations if r.type in ARGOCD_KINDS]]
-    assert len(management) == 4
+    chart_logins = [
+        r
+        for r in owned_by(any_stack, "llmops:gitops:GitOpsWiring")
+        if r.type == "kubernetes:core/v1:Secret"
+        and any_stack.inputs(r)["metadata"]["labels"].get("argocd.argoproj.io/secret-type") == "repository"
+    ]
+    management = [
+        cluster_secret(any_stack),
+        *chart_logins,
+        *[r for r in any_stack.registrations if r.type in ARGOCD_KINDS],
+    ]
+    assert len(management) == 6
     for registration in management:
         assert registration.provider.endswith(f"::{stack}-mgmt-k8s"), registration.name
         assert argocd.urn in registration.dependencies, registration.name
@@ -295,7 +326,8 @@ def test_argocd_may_deploy_only_into_platform_namespaces(any_stack: Plan) -> Non
     )
     project_spec = spec(any_stack, project)
     assert sorted(d["namespace"] for d in project_spec["destinations"]) == platform_namespaces
-    assert project_spec["sourceRepos"] == [config_of(any_stack).gitops.repo_url]
+    # The chart repositories after it are checked in test_day2_argocd.
+    assert project_spec["sourceRepos"][0] == config_of(any_stack).gitops.repo_url
     assert "clusterResourceWhitelist" not in project_spec
 
     bindings = any_stack.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")

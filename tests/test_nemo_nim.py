@@ -25,9 +25,10 @@ NGC_KEY = SEEDED_SECRETS["llmops:ngcApiKey"]
 # Keys NVIDIA uses that facts/charts/nemo-microservices-helm-chart-25.8.0.json does not list yet, each with where
 # it was checked. Nothing else may be outside the facts.
 NEMO_KEYS_AWAITING_FACTS = {
-    # The Customizer's `training` config section (NVIDIA k8s-nim-operator renders `training.tolerations` into it;
-    # the chart's customizerConfig.training.{pvc,queue,workspace_dir,...} map onto the same section).
-    "customizer.customizerConfig.training.tolerations",
+    # Tolerations of the customization job pods: in the values table of NVIDIA's nemo-microservices-helm-chart
+    # README ("customizer.customizerConfig.tolerations | list | [] | Tolerations on the customization job pods"),
+    # beside `customizerConfig.nodeSelectors`; the blueprint values the facts come from do not set it.
+    "customizer.customizerConfig.tolerations",
 }
 # With an external PostgreSQL server (no shipped stack uses one): NVIDIA's database guide has every service
 # chart take `postgresql.enabled: false` plus `externalDatabase`; the facts only know entity-store's keys.
@@ -75,7 +76,8 @@ def test_one_nim_release_per_configured_model(dev: Plan, staging: Plan, prod: Pl
     assert set(nim_releases(dev)) == {"llama-3-1-8b-instruct"}
     assert set(nim_releases(staging)) == {"llama-3-1-8b-instruct"}
     releases = nim_releases(prod)
-    assert set(releases) == {"llama-3-1-8b-instruct", "llama-3-3-70b-instruct"}
+    # prod serves a third model: the pipelines' LLM judge.
+    assert set(releases) == {"llama-3-1-8b-instruct", "llama-3-3-70b-instruct", "llama-3-1-70b-instruct"}
     for inputs in releases.values():
         assert (inputs["version"], inputs["namespace"]) == ("1.1.2", "nim")
         assert inputs["repositoryOpts"]["repo"] == "https://helm.ngc.nvidia.com/nim"
@@ -83,6 +85,7 @@ def test_one_nim_release_per_configured_model(dev: Plan, staging: Plan, prod: Pl
     assert served == {
         "llama-3-1-8b-instruct": "meta/llama-3.1-8b-instruct",
         "llama-3-3-70b-instruct": "meta/llama-3.3-70b-instruct",
+        "llama-3-1-70b-instruct": "meta/llama-3.1-70b-instruct",
     }
 
 
@@ -90,7 +93,7 @@ def test_nim_images_are_pinned_and_credentials_referenced_by_name(prod: Plan) ->
     for inputs in nim_releases(prod).values():
         values = inputs["values"]
         assert values["image"]["repository"].startswith("nvcr.io/nim/")
-        assert values["image"]["tag"] == "1.8.6"
+        assert values["image"]["tag"] == {"meta/llama-3.1-70b-instruct": "1.13.1"}.get(values["model"]["name"], "1.8.6")
         assert values["model"]["ngcAPISecret"] == "ngc-api"
         assert values["imagePullSecrets"] == [{"name": "nvcrimagepullsecret"}]
         assert values["service"] == {"name": inputs["name"], "openaiPort": 8000}
@@ -155,9 +158,10 @@ def test_prod_70b_model_gets_four_gpus(prod: Plan) -> None:
 
 
 def test_customizer_training_pods_tolerate_gpu_and_spot_taints(any_stack: Plan) -> None:
-    training = values_of(any_stack, "nemo")["customizer"]["customizerConfig"]["training"]
-    assert GPU_TOLERATION in training["tolerations"]
-    assert SPOT_TOLERATION in training["tolerations"]
+    customizer_config = values_of(any_stack, "nemo")["customizer"]["customizerConfig"]
+    assert GPU_TOLERATION in customizer_config["tolerations"]
+    assert SPOT_TOLERATION in customizer_config["tolerations"]
+    assert "tolerations" not in customizer_config["training"]
 
 
 def test_model_cache_is_persistent_and_holds_the_model(any_stack: Plan) -> None:
@@ -285,10 +289,12 @@ def test_data_store_persists_and_bundled_postgres_uses_bitnamilegacy(any_stack: 
     assert values["existingImagePullSecret"] == "nvcrimagepullsecret"
 
 
-def test_autoscaling_uses_kv_cache_only_where_prometheus_is(staging: Plan, prod: Plan) -> None:
+def test_autoscaling_falls_back_to_cpu_without_keda(staging: Plan, prod: Plan) -> None:
+    # KV-cache scaling goes through KEDA's prometheus scaler (tests/test_day2_aks.py); an HPA on the custom metric
+    # would need a Prometheus adapter that nothing installs.
     prod_scaling = values_of(prod, "llama-3-1-8b-instruct")["autoscaling"]
     assert (prod_scaling["minReplicas"], prod_scaling["maxReplicas"]) == (2, 6)
-    assert prod_scaling["metrics"][0]["object"]["metric"]["name"] == "gpu_cache_usage_perc"
+    assert prod_scaling["metrics"][0]["resource"]["name"] == "cpu"
     assert values_of(prod, "llama-3-1-8b-instruct")["metrics"]["serviceMonitor"]["enabled"] is True
     staging_values = values_of(staging, "llama-3-1-8b-instruct")
     assert staging_values["autoscaling"]["metrics"][0]["resource"]["name"] == "cpu"
@@ -298,7 +304,7 @@ def test_autoscaling_uses_kv_cache_only_where_prometheus_is(staging: Plan, prod:
 
 def test_fixed_replica_count_needs_no_autoscaler() -> None:
     model = NimModelConfig(name="m", model="meta/llama-3.1-8b-instruct", image="nvcr.io/nim/m/m", image_tag="1.8.6")
-    assert autoscaling_values(model, custom_metrics=True) == {"enabled": False}
+    assert autoscaling_values(model) == {"enabled": False}
 
 
 # ----------------------------------------------------------------------------------------------------------

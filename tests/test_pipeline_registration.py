@@ -76,6 +76,7 @@ def test_environment_values_wire_into_the_workflow_arguments(dev: Plan) -> None:
     assert arguments["nim-url"] == gateway_urls[f"nim-{first_nim['name']}"]
     assert arguments["evaluator-nim-url"] == first_nim["url"]
     assert arguments["mlflow-tracking-uri"] == dev.outputs["managementCluster"]["mlflowTrackingUri"]
+    assert arguments["gitops-repo-url"] == "https://github.com/example-org/llmops-gitops.git"
     # Gate thresholds and the deadline come from llmops:pipelines (dev: 0.03 and 0.02).
     assert arguments["regression-tolerance"] == "0.03"
     assert arguments["min-business-gain"] == "0.02"
@@ -134,7 +135,7 @@ def template_copy(tmp_path: Path) -> Path:
 
 def test_shipped_templates_are_consistent() -> None:
     components, workflows = load_templates()
-    assert len(components) == 9 and len(workflows) == 2
+    assert len(components) == 12 and len(workflows) == 2
 
 
 def test_a_templateref_to_a_missing_component_is_refused(template_copy: Path) -> None:

@@ -536,7 +536,7 @@ def test_plan_json_and_summary_carry_the_report(dev: Plan) -> None:
     path = document["criticalPath"]
     assert path["seconds"] > 0 and path["sumSeconds"] >= path["seconds"] and path["path"]
     assert "secretDigests" not in document, "digests only when planner.diff asks for them"
-    text = summary(dev.evaluation, dev.verdicts, budget)
+    text = summary(dev.evaluation, dev.verdicts, budget, graph_on_terminal=True)
     for heading in ("Cost (USD/month", "fine-tuning:", "Deployment time", "critical path", "flowchart LR"):
         assert heading in text
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -831,32 +832,54 @@ def _case_id(case: Case) -> str:
     return case.policy
 
 
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_rule_reports_the_violating_case(case: Case) -> None:
+def case_verdicts(case: Case, registrations: list[Registration]) -> list[Verdict]:
+    """What the case's own rule says about `registrations`."""
+    verdicts = run(registrations, [case.policy], config=case.config, stack_tags=case.stack_tags)
+    return [v for v in verdicts if v.policy == case.policy]
+
+
+def assert_reports_the_violating_case(case: Case) -> None:
     policy = BY_NAME[case.policy]
-    found = [
-        v
-        for v in run(case.violating(), [case.policy], config=case.config, stack_tags=case.stack_tags)
-        if v.policy == case.policy
-    ]
+    found = case_verdicts(case, case.violating())
     assert found, f"{case.policy} let a violating case through"
     assert policy.enforcement_level is not None
     assert {v.enforcement for v in found} == {policy.enforcement_level.value}
     assert all("can't run" not in v.message for v in found)
 
 
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_rule_passes_the_compliant_case(case: Case) -> None:
-    found = [
-        v
-        for v in run(case.compliant(), [case.policy], config=case.config, stack_tags=case.stack_tags)
-        if v.policy == case.policy
-    ]
-    assert found == []
+def assert_passes_the_compliant_case(case: Case) -> None:
+    assert case_verdicts(case, case.compliant()) == []
+
+
+def case_tests(cases: list[Case]) -> tuple[Callable[[Case], None], Callable[[Case], None]]:
+    """The two tests every case list gets: its rule reports the violating case and passes the compliant one.
+    Bind them to `test_…` names in the module that keeps the cases."""
+
+    @pytest.mark.parametrize("case", cases, ids=_case_id)
+    def reports(case: Case) -> None:
+        assert_reports_the_violating_case(case)
+
+    @pytest.mark.parametrize("case", cases, ids=_case_id)
+    def passes(case: Case) -> None:
+        assert_passes_the_compliant_case(case)
+
+    return reports, passes
+
+
+test_rule_reports_the_violating_case, test_rule_passes_the_compliant_case = case_tests(CASES)
+
+
+def cases_kept_elsewhere() -> list[Case]:
+    """Cases a topic's own test file keeps beside its other tests, as `POLICY_CASES` (and runs itself)."""
+    found: list[Case] = []
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        if path != Path(__file__) and "\nPOLICY_CASES" in path.read_text():
+            found += importlib.import_module(path.stem).POLICY_CASES
+    return found
 
 
 def test_every_rule_has_cases() -> None:
-    assert {case.policy for case in CASES} == set(BY_NAME)
+    assert {case.policy for case in CASES + cases_kept_elsewhere()} == set(BY_NAME)
     assert len(BY_NAME) == len(POLICIES) >= 30
 
 

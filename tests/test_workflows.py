@@ -32,20 +32,36 @@ def test_actionlint_passes() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def run_lines(job: dict[str, Any]) -> str:
+    return "\n".join(str(step.get("run", "")) for step in job["steps"])
+
+
+def installs_pulumi_cli_only(job: dict[str, Any]) -> bool:
+    """pulumi/actions without `command` installs the CLI; the make wrappers run it with the policy pack."""
+    actions = [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    return len(actions) == 1 and "command" not in actions[0]["with"] and bool(actions[0]["with"]["pulumi-version"])
+
+
 def test_pull_request_runs_offline_first_and_previews_only_with_credentials() -> None:
     workflow = load("pull-request.yml")
     offline = workflow["jobs"]["offline"]
-    steps = " ".join(str(step.get("run", "")) for step in offline["steps"])
-    assert "make test" in steps and "make plan" in steps and "make plan-diff" in steps
+    steps = run_lines(offline)
+    assert "make test" in steps and "make plan-all" in steps and "make plan-comment" in steps
     assert "secrets." not in yaml.safe_dump([s for s in offline["steps"] if s.get("id") != "secrets"])
+    # The verdicts reach the PR even when a plan fails: building, uploading and posting the comment run unless
+    # the run was cancelled.
+    report = [
+        s
+        for s in offline["steps"]
+        if s.get("id") == "report" or str(s.get("uses", "")).startswith(("actions/github-script@", "actions/upload"))
+    ]
+    assert len(report) == 3 and all("!cancelled()" in str(s.get("if", "")) for s in report)
     preview = workflow["jobs"]["preview"]
     assert preview["needs"] == "offline"
     assert preview["if"] == "needs.offline.outputs.cloud-secrets == 'true'"
     assert preview["strategy"]["matrix"]["stack"] == ["dev", "staging", "prod"]
-    pulumi = next(s for s in preview["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@"))
-    assert pulumi["with"]["command"] == "preview"
-    assert pulumi["with"]["comment-on-pr"] is True
-    assert pulumi["with"]["policyPacks"] == "policies"
+    assert "make preview" in run_lines(preview) and "mkdir -p build" in run_lines(preview)
+    assert installs_pulumi_cli_only(preview)
     assert any(str(s.get("uses", "")).startswith("azure/login@") for s in preview["steps"])
     assert workflow["permissions"]["id-token"] == "write"
 
@@ -60,15 +76,25 @@ def test_deploy_goes_dev_then_staging_then_prod_one_stack_at_a_time() -> None:
     up = load("pulumi-up.yml")["jobs"]["up"]
     assert up["environment"] == "${{ inputs.stack }}"
     assert up["concurrency"] == {"group": "pulumi-${{ inputs.stack }}", "cancel-in-progress": False}
-    pulumi = next(s for s in up["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@"))
-    assert pulumi["with"]["command"] == "up" and pulumi["with"]["refresh"] is True
+    assert installs_pulumi_cli_only(up)
+    command = run_lines(up)
+    assert "make up STACK=${{ inputs.stack }}" in command and "--refresh" in command and "--yes" in command
 
 
-def test_drift_is_a_nightly_preview_that_expects_no_changes() -> None:
+def test_drift_is_a_nightly_preview_that_expects_no_changes_without_waiting_for_approval() -> None:
     drift = load("drift.yml")
     assert drift["on"]["schedule"]
     job = drift["jobs"]["preview"]
-    pulumi = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@"))
-    assert pulumi["with"]["command"] == "preview"
-    assert pulumi["with"]["expect-no-changes"] is True
-    assert job["concurrency"]["group"] == "pulumi-${{ matrix.stack }}"
+    assert installs_pulumi_cli_only(job)
+    command = run_lines(job)
+    assert "make preview" in command and "--expect-no-changes" in command and "--refresh" in command
+    # Not the approval-gated deploy environment, and not the deploys' concurrency group.
+    assert job["environment"] == "${{ matrix.stack }}-readonly"
+    assert job["concurrency"]["group"] == "drift-${{ matrix.stack }}"
+
+
+def test_make_wrappers_pass_the_policy_pack_and_its_config() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--policy-pack policies" in makefile
+    assert "--policy-pack-config build/plan/$(STACK)/policy-config.json" in makefile
+    assert "preview up: setup-deploy" in makefile and "--no-default-groups" in makefile

@@ -146,13 +146,40 @@ NOT_PASS_THROUGH: Mapping[str, frozenset[str]] = {
 }
 
 # Maps whose non-empty default is only a sample of a free-form map.
+# Keys of the bundled node-feature-discovery subchart (charts/node-feature-discovery/values.yaml in the gpu-operator
+# v26.7.0 package; the parent values.yaml shows only what it overrides), each rendered with toYaml into the pod
+# securityContext, container securityContext or resources of nfd-master (and its prune Job), nfd-worker, nfd-gc.
+NFD_SUBCHART_MAPS = tuple(
+    f"node-feature-discovery.{component}.{key}"
+    for component, keys in (
+        ("master", ("podSecurityContext", "securityContext", "resources")),
+        ("worker", ("podSecurityContext", "securityContext", "resources")),
+        ("gc", ("podSecurityContext", "resources")),
+    )
+    for key in keys
+)
+
+# Keys of the bundled redis-ha subchart (charts/redis-ha/values.yaml in the argo-cd 10.1.1 package; the parent
+# values.yaml shows only what it overrides), each rendered with toYaml into a pod securityContext or a container's
+# resources; haproxy.serviceAccount.automountToken sets the HAProxy ServiceAccount's automountServiceAccountToken.
+REDIS_HA_SUBCHART_MAPS = (
+    "redis-ha.securityContext",
+    "redis-ha.haproxy.securityContext",
+    *(
+        f"redis-ha.{component}.resources"
+        for component in ("redis", "sentinel", "init", "splitBrainDetection", "haproxy", "haproxy.init")
+    ),
+)
+
 FREE_MAPS: Mapping[str, tuple[str, ...]] = {
     "argo-cd": (
+        *REDIS_HA_SUBCHART_MAPS,
         # Rendered as the data of argocd-cm, argocd-cmd-params-cm and argocd-rbac-cm: any Argo CD setting.
         "configs.cm",
         "configs.params",
         "configs.rbac",
     ),
+    "gpu-operator": NFD_SUBCHART_MAPS,
     "gateway-helm": (
         # Rendered verbatim as the EnvoyGateway configuration resource.
         "config.envoyGateway",
@@ -172,6 +199,7 @@ VOLCANO_PASS_THROUGH = re.compile(r"custom\.\w+_(affinity|sc|csc|ns|podLabels|la
 
 # Keys the templates read that values.yaml only shows commented out, each checked in the chart's templates.
 EXTRA_KEYS: Mapping[str, tuple[str, ...]] = {
+    "argo-cd": (*REDIS_HA_SUBCHART_MAPS, "redis-ha.haproxy.serviceAccount.automountToken"),
     "argo-workflows": (
         # templates/controller/workflow-controller-deployment-pdb.yaml and
         # templates/server/server-deployment-pdb.yaml read minAvailable, else maxUnavailable.
@@ -187,6 +215,7 @@ EXTRA_KEYS: Mapping[str, tuple[str, ...]] = {
     "gpu-operator": (
         # templates/_helpers.tpl "gpu-operator.fullimage" uses it, defaulting to the chart's appVersion.
         "operator.version",
+        *NFD_SUBCHART_MAPS,
     ),
     NEMO_CHART.chart: (
         # https://docs.nvidia.com/nemo/microservices/25.4.0/helm/platform.html and
@@ -424,6 +453,8 @@ def crd_facts(crd: Mapping[str, Any], derived_from: str) -> Json:
     return {
         "group": spec["group"],
         "kind": spec["names"]["kind"],
+        # The REST resource name (`gatewayclasses`): what RBAC rules and access reviews name (planner/preflight.py).
+        "plural": spec["names"]["plural"],
         "scope": spec["scope"],
         "derivedFrom": derived_from,
         "versions": {

@@ -8,6 +8,7 @@ One module per area; `parsing` words validation problems, `secrets` decides whic
 configuration needs and hands them out, `loading` reads both from the Pulumi engine.
 """
 
+from components.config.access import CiRunnersConfig, DeployerConfig
 from components.config.azure import AzureConfig, NetworkConfig
 from components.config.base import (
     NAMESPACE,
@@ -30,6 +31,7 @@ from components.config.clusters import (
     Taint,
 )
 from components.config.delivery import GitOpsConfig, PipelinesConfig
+from components.config.dns import DnsConfig, in_zone, relative_name
 from components.config.gateway import GatewayConfig, GatewayTlsConfig
 from components.config.gpu import (
     GPU_TAINT,
@@ -39,22 +41,42 @@ from components.config.gpu import (
     GpuClusterConfig,
     GpuOperatorConfig,
     GpuPoolConfig,
+    GpuPoolUpgradeConfig,
 )
 from components.config.loading import load, raw_config_from_pulumi
 from components.config.management import (
     ArgoCdConfig,
     ArgoWorkflowsConfig,
+    InternalEntryConfig,
     ManagementClusterConfig,
     ManagementConfig,
     MlflowConfig,
     OidcSsoConfig,
+    internal_entry_address,
 )
-from components.config.nemo_nim import LoraConfig, NemoConfig, NimAutoscalingConfig, NimConfig, NimModelConfig
+from components.config.nemo_nim import (
+    LoraConfig,
+    NemoConfig,
+    NimAutoscalingConfig,
+    NimConfig,
+    NimModelConfig,
+    NimScheduleConfig,
+)
 from components.config.parsing import ConfigError, parse_config
 from components.config.platform import BudgetConfig, ChartVersionsConfig, MonitoringConfig, PlatformConfig
-from components.config.secrets import SECRET_KEYS, ManagementSecrets, PlatformSecrets, SsoClient
+from components.config.secrets import (
+    GENERATED_SECRET_KEYS,
+    SECRET_KEYS,
+    DatabasePasswords,
+    ManagementSecrets,
+    PlatformSecrets,
+    SsoClient,
+    password_problems,
+    required_secret_keys,
+)
 
 __all__ = [
+    "GENERATED_SECRET_KEYS",
     "GPU_TAINT",
     "NAMESPACE",
     "SECRET_KEYS",
@@ -67,8 +89,12 @@ __all__ = [
     "BudgetConfig",
     "ChartVersion",
     "ChartVersionsConfig",
+    "CiRunnersConfig",
     "Cidr",
     "ConfigError",
+    "DatabasePasswords",
+    "DeployerConfig",
+    "DnsConfig",
     "DnsLabel",
     "Environment",
     "ExistingGpuClusterConfig",
@@ -79,6 +105,8 @@ __all__ = [
     "GpuClusterConfig",
     "GpuOperatorConfig",
     "GpuPoolConfig",
+    "GpuPoolUpgradeConfig",
+    "InternalEntryConfig",
     "KubernetesVersion",
     "LoraConfig",
     "MaintenanceWindowConfig",
@@ -93,6 +121,7 @@ __all__ = [
     "NimAutoscalingConfig",
     "NimConfig",
     "NimModelConfig",
+    "NimScheduleConfig",
     "NodePoolConfig",
     "OidcSsoConfig",
     "PipelinesConfig",
@@ -104,7 +133,12 @@ __all__ = [
     "SystemPoolConfig",
     "Taint",
     "Uuid",
+    "in_zone",
+    "internal_entry_address",
     "load",
     "parse_config",
+    "password_problems",
     "raw_config_from_pulumi",
+    "relative_name",
+    "required_secret_keys",
 ]

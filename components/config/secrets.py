@@ -17,16 +17,55 @@ from components.config.management import OidcSsoConfig
 from components.config.parsing import ConfigError
 from components.config.platform import PlatformConfig
 
-# Secret config keys and when the validated config uses, and so requires, each.
+
+def _azure_postgres(cfg: PlatformConfig) -> bool:
+    return cfg.management.mlflow.backend == "azure-postgres"
+
+
+# Secret config keys and when the validated config uses each. A used key is required unless it is generated.
 SECRET_KEYS: dict[str, Callable[[PlatformConfig], bool]] = {
     "ngcApiKey": lambda cfg: True,
     "gitopsToken": lambda cfg: True,
     "gpuClusterKubeconfig": lambda cfg: cfg.gpu_cluster.mode == "existing",
     "ssoClientSecret": lambda cfg: cfg.management.argocd.sso is not None,
     "gatewayApiKey": lambda cfg: cfg.gateway.auth == "api-key",
-    "mlflowDbPassword": lambda cfg: cfg.management.mlflow.backend == "azure-postgres",
+    "mlflowDbPassword": _azure_postgres,
     "mlflowAdminPassword": lambda cfg: True,
+    "postgresAdminPassword": _azure_postgres,
+    "argoArchiveDbPassword": _azure_postgres,
+    "ciRunnerGithubToken": lambda cfg: cfg.ci_runners is not None,
 }
+# Secrets nobody needs to choose: when unset, the component that owns each creates a `random.RandomPassword`
+# (exported as a secret stack output); setting one overrides the generated value.
+GENERATED_SECRET_KEYS = frozenset(
+    {"gatewayApiKey", "mlflowDbPassword", "mlflowAdminPassword", "postgresAdminPassword", "argoArchiveDbPassword"}
+)
+
+
+def required_secret_keys(config: PlatformConfig) -> list[str]:
+    """The secret keys `config` cannot do without (used by it and not generated), in SECRET_KEYS order."""
+    return [key for key, used in SECRET_KEYS.items() if used(config) and key not in GENERATED_SECRET_KEYS]
+
+
+# The MLflow chart (1.11.x) substitutes both passwords into its auth INI file with `sed "s/…/${PASSWORD}/g"`,
+# MLflow reads that file with configparser (`%` and `$` interpolate), and the database password lands in a
+# `postgresql://user:password@host` URI that SQLAlchemy percent-decodes. Nothing escapes them on the way, so
+# these characters cannot be carried; generated passwords never contain them.
+CHART_UNSAFE_PASSWORD_CHARACTERS = frozenset("/&\\%$@")
+MLFLOW_PASSWORD_KEYS = ("mlflowAdminPassword", "mlflowDbPassword")
+
+
+def password_problems(values: Mapping[str, str | None]) -> list[str]:
+    """One line per MLflow password (plain config values by key) that the MLflow chart cannot carry, naming the
+    key and what is refused, never the value."""
+    return [
+        f"{NAMESPACE}:{key}: must not contain / & \\ % $ @, whitespace or control characters (the MLflow chart "
+        "writes it unescaped into an INI file and a postgresql:// URI); choose another, or unset it to have one "
+        "generated"
+        for key in MLFLOW_PASSWORD_KEYS
+        if (value := values.get(key)) is not None
+        and any(c in CHART_UNSAFE_PASSWORD_CHARACTERS or c.isspace() or not c.isprintable() for c in value)
+    ]
 
 
 @dataclass(frozen=True)
@@ -39,15 +78,26 @@ class SsoClient:
 
 
 @dataclass(frozen=True)
+class DatabasePasswords:
+    """Passwords on the PostgreSQL server (management.mlflow.backend azure-postgres): each the configured value, or
+    None for the server component to generate."""
+
+    admin: pulumi.Output[str] | None
+    mlflow: pulumi.Output[str] | None
+    argo_archive: pulumi.Output[str] | None
+
+
+@dataclass(frozen=True)
 class ManagementSecrets:
     """What the management cluster's control plane consumes."""
 
     gitops_token: pulumi.Output[str]
-    mlflow_admin_password: pulumi.Output[str]
+    # The configured MLflow basic-auth admin password, or None for the MLflow component to generate.
+    mlflow_admin_password: pulumi.Output[str] | None
     # Set exactly when management.argocd.sso is.
     sso: SsoClient | None
-    # Set exactly when management.mlflow.backend is azure-postgres: the server's admin password.
-    mlflow_db_password: pulumi.Output[str] | None
+    # Set exactly when management.mlflow.backend is azure-postgres.
+    database: DatabasePasswords | None
 
 
 @dataclass(frozen=True)
@@ -58,9 +108,12 @@ class PlatformSecrets:
     ngc_api_key: pulumi.Output[str]
     # Set exactly when gpuCluster.mode is existing.
     gpu_cluster_kubeconfig: pulumi.Output[str] | None
-    # Set exactly when gateway.auth is api-key; the gateway checks it and the pipeline steps send it.
+    # The configured key when gateway.auth is api-key, else None (the gateway generates one when it needs it); the
+    # gateway checks it and the pipeline steps send it.
     gateway_api_key: pulumi.Output[str] | None
     management: ManagementSecrets
+    # Set exactly when ciRunners is: the GitHub token the runner pool registers runners and watches the queue with.
+    ci_runner_github_token: pulumi.Output[str] | None = None
 
     @classmethod
     def from_config(cls, config: PlatformConfig, values: Mapping[str, pulumi.Output[str] | None]) -> PlatformSecrets:
@@ -69,8 +122,8 @@ class PlatformSecrets:
         missing = [
             f"{NAMESPACE}:{key}: required secret is missing; "
             f"set it with `pulumi config set --secret {NAMESPACE}:{key} …`"
-            for key, required in SECRET_KEYS.items()
-            if required(config) and values.get(key) is None
+            for key in required_secret_keys(config)
+            if values.get(key) is None
         ]
         if missing:
             raise ConfigError(missing)
@@ -80,10 +133,17 @@ class PlatformSecrets:
             ngc_api_key=used["ngcApiKey"],
             gpu_cluster_kubeconfig=used.get("gpuClusterKubeconfig"),
             gateway_api_key=used.get("gatewayApiKey"),
+            ci_runner_github_token=used.get("ciRunnerGithubToken"),
             management=ManagementSecrets(
                 gitops_token=used["gitopsToken"],
-                mlflow_admin_password=used["mlflowAdminPassword"],
+                mlflow_admin_password=used.get("mlflowAdminPassword"),
                 sso=SsoClient(sso, used["ssoClientSecret"]) if sso is not None else None,
-                mlflow_db_password=used.get("mlflowDbPassword"),
+                database=DatabasePasswords(
+                    admin=used.get("postgresAdminPassword"),
+                    mlflow=used.get("mlflowDbPassword"),
+                    argo_archive=used.get("argoArchiveDbPassword"),
+                )
+                if _azure_postgres(config)
+                else None,
             ),
         )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.steps._common import StepError, load_jsonl_objects
+from pipelines.steps._common import StepError, env, load_jsonl_objects
 from pipelines.steps._http import ServiceClient
 
 
@@ -37,10 +36,17 @@ def load_examples(path: Path, limit: int = 0) -> list[Example]:
 
 
 def client_for(base_url: str, api_key_env: str | None = None, timeout: float = 120.0) -> ServiceClient:
-    """A client for an OpenAI-compatible endpoint; the API key, if any, comes from the environment."""
-    api_key = os.environ.get(api_key_env) if api_key_env else None
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return ServiceClient(base_url, timeout=timeout, headers=headers)
+    """A client for an OpenAI-compatible endpoint: a NIM behind the platform gateway, or, when the named
+    environment variable holds an API key, an endpoint outside the platform that takes that key."""
+    api_key = env(api_key_env) if api_key_env else None
+    if api_key:
+        return ServiceClient(base_url, timeout=timeout, headers={"Authorization": f"Bearer {api_key}"}, gateway=False)
+    return ServiceClient(base_url, timeout=timeout)
+
+
+def served_models(client: ServiceClient) -> set[str]:
+    listing = client.json("GET", "/v1/models")
+    return {str(entry.get("id")) for entry in listing.get("data", [])}
 
 
 def complete(

@@ -6,11 +6,22 @@ import argparse
 import json
 import os
 from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 # EX_TEMPFAIL from sysexits.h: the templates retry a step only when it exits with this code.
 EXIT_TRANSIENT = 75
+
+
+# The step's environment. A pod has one process per step, so this is os.environ; the in-process DAG test
+# runs steps side by side in threads, each with the environment its template declares.
+ENVIRONMENT: ContextVar[Mapping[str, str]] = ContextVar("ENVIRONMENT", default=os.environ)
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """A variable of the step's environment; unset and empty both count as missing."""
+    return ENVIRONMENT.get().get(name) or default
 
 
 class StepError(RuntimeError):
@@ -27,7 +38,7 @@ def parser_for(step: str, description: str) -> argparse.ArgumentParser:
 
 def add_service_url(parser: argparse.ArgumentParser, flag: str, env_var: str, what: str) -> None:
     """A base URL that the Argo template passes through the environment; a flag overrides it."""
-    default = os.environ.get(env_var)
+    default = env(env_var)
     parser.add_argument(
         flag,
         default=default,

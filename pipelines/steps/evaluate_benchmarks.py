@@ -1,123 +1,194 @@
-"""Run a regression suite of academic benchmarks with NeMo Evaluator against a model served by NIM.
+"""Run the regression suite with NeMo Evaluator 25.8 against a model served by NIM.
 
-One evaluation job per benchmark, each with an inline target and config (25.x v1 API):
-target {"type": "model", "model": {"api_endpoint": {"url", "model_id"}}}
-(https://docs.nvidia.com/nemo/microservices/latest/evaluate/evaluation-types/lm-harness.html),
-config {"type": <LM Harness task such as gsm8k>, "params": {"limit_samples", ...}}
-(https://docs.nvidia.com/nemo/microservices/25.8.0/pysdk/types/common_types/evaluation_params_param.html).
-Status is polled on the job itself and results read from /results
-(https://docs.nvidia.com/nemo/microservices/25.8.0/evaluate/evaluation-jobs/get-job-status.html,
-https://docs.nvidia.com/nemo/microservices/25.7.0/evaluate/evaluation-jobs/get-results.html).
+One evaluation job per benchmark (see _benchmarks: LM Harness types such as gsm8k, and `custom` jobs for
+SQuAD, TriviaQA, GLUE and SuperGLUE over the datasets prepare-benchmarks uploaded), each with an inline
+target at NIM. Jobs carry custom fields naming the workflow run, model and benchmark; a retried pod finds
+the jobs it started instead of starting more, and the exit handler finds them to cancel them. Results
+keep each score's sample count and standard error, which the gate needs for its confidence intervals.
+https://docs.nvidia.com/nemo/microservices/25.8.0/evaluate/evaluation-jobs/create-job.html
+https://docs.nvidia.com/nemo/microservices/25.8.0/evaluate/evaluation-jobs/get-results.html
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipelines.steps._common import StepError, add_output_dir, add_service_url, parser_for, write_outputs
-from pipelines.steps._http import Backoff, ServiceClient, poll
+import nemo_microservices as nemo
+from nemo_microservices.types.evaluation import EvaluationJob
+from nemo_microservices.types.evaluation_result import EvaluationResult
+
+from pipelines.steps._benchmarks import (
+    CUSTOM_SUITES,
+    ENDPOINT_PATHS,
+    UnknownBenchmark,
+    custom_config,
+    lm_harness_config,
+    parse_benchmarks,
+    target,
+)
+from pipelines.steps._common import (
+    StepError,
+    TransientError,
+    add_output_dir,
+    add_service_url,
+    json_object,
+    parser_for,
+    write_outputs,
+)
+from pipelines.steps._http import JOB_FAILED, Backoff, PollTimeout, cancel_jobs_quietly, nemo_client, nemo_errors, poll
 
 log = logging.getLogger(__name__)
 
-JOBS = "/v1/evaluation/jobs"
-FAILED = frozenset({"failed", "cancelled"})
-ENDPOINT_PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+WORKFLOW_FIELD = "llmops_workflow_uid"
 
 
-@dataclass(frozen=True)
-class Target:
-    """The model under evaluation, as the Evaluator reaches it through NIM."""
-
-    nim_url: str
-    model: str
-    endpoint: str = "completions"
-
-    def payload(self) -> dict[str, Any]:
-        url = self.nim_url.rstrip("/") + ENDPOINT_PATHS[self.endpoint]
-        return {"type": "model", "model": {"api_endpoint": {"url": url, "model_id": self.model}}}
+def job_fields(workflow_uid: str, model: str, benchmark: str) -> dict[str, str]:
+    return {WORKFLOW_FIELD: workflow_uid, "llmops_model": model, "llmops_benchmark": benchmark}
 
 
-def job_request(benchmark: str, target: Target, *, namespace: str, limit_samples: int) -> dict[str, Any]:
-    # Near-zero rather than zero: the Evaluator rejects temperature 0.0.
-    params: dict[str, Any] = {"temperature": 0.00001, "top_p": 0.00001}
-    if limit_samples > 0:
-        params["limit_samples"] = limit_samples
-    return {"namespace": namespace, "target": target.payload(), "config": {"type": benchmark, "params": params}}
+def job_config(
+    benchmark: str, datasets: Mapping[str, Mapping[str, str]], *, endpoint: str, limit_samples: int
+) -> dict[str, Any]:
+    if benchmark in CUSTOM_SUITES:
+        if benchmark not in datasets:
+            raise UnknownBenchmark(f"{benchmark} is a custom suite but prepare-benchmarks prepared no data for it")
+        return custom_config(benchmark, datasets[benchmark], endpoint=endpoint)
+    return lm_harness_config(benchmark, endpoint=endpoint, limit_samples=limit_samples)
 
 
-def flatten_results(benchmark: str, results: dict[str, Any]) -> dict[str, float]:
-    """{tasks|groups: {name: {metrics: {metric: {scores: {score: {value}}}}}}} -> "bench.name.metric.score".
+def find_job(evaluator: nemo.NeMoMicroservices, namespace: str, fields: Mapping[str, str]) -> EvaluationJob | None:
+    with nemo_errors("listing evaluation jobs"):
+        page = evaluator.evaluation.jobs.list(filter={"namespace": namespace, "custom_fields": dict(fields)})
+    matching = [job for job in page.data if (job.custom_fields or {}).items() >= fields.items()]
+    return matching[0] if matching else None
 
-    Standard errors are dropped: they describe the estimate, they are not scores to gate on.
-    """
-    flat: dict[str, float] = {}
-    for section in ("tasks", "groups"):
-        for name, entry in (results.get(section) or {}).items():
-            for metric, metric_data in (entry.get("metrics") or {}).items():
-                for score, score_data in (metric_data.get("scores") or {}).items():
-                    key = f"{benchmark}.{name}.{metric}.{score}"
-                    if "stderr" in key or not isinstance(score_data.get("value"), int | float):
-                        continue
-                    flat[key] = float(score_data["value"])
+
+def start_job(
+    evaluator: nemo.NeMoMicroservices,
+    *,
+    namespace: str,
+    fields: Mapping[str, str],
+    config: Any,
+    target_: Any,
+) -> EvaluationJob:
+    existing = find_job(evaluator, namespace, fields)
+    if existing is not None:
+        log.info("resuming evaluation job %s (%s), started by an earlier attempt", existing.id, dict(fields))
+        return existing
+    try:
+        with nemo_errors("creating an evaluation job"):
+            return evaluator.with_options(max_retries=0).evaluation.jobs.create(
+                namespace=namespace, config=config, target=target_, custom_fields=dict(fields)
+            )
+    except TransientError:
+        found = find_job(evaluator, namespace, fields)
+        if found is None:
+            raise
+        return found
+
+
+def flatten_results(benchmark: str, result: EvaluationResult, *, default_count: int | None) -> dict[str, Any]:
+    """{tasks|groups: {name: {metrics: {metric: {scores: {score: {value, stats}}}}}}} ->
+    "bench.name.metric.score": {value, count, stderr}. A score named like another plus "stderr" is that
+    score's standard error, not a score of its own."""
+    flat: dict[str, dict[str, Any]] = {}
+    stderrs: dict[str, float] = {}
+    sections: list[tuple[str, Any]] = [*(result.tasks or {}).items(), *(result.groups or {}).items()]
+    for name, entry in sections:
+        for metric, metric_result in (entry.metrics or {}).items():
+            for score_name, score in (metric_result.scores or {}).items():
+                key = f"{benchmark}.{name}.{metric}.{score_name}"
+                if "stderr" in score_name:
+                    stderrs[key.replace("_stderr", "").replace("stderr", "")] = score.value
+                    continue
+                stats = score.stats
+                flat[key] = {
+                    "value": score.value,
+                    "count": stats.count if stats and stats.count is not None else default_count,
+                    "stderr": stats.stderr if stats else None,
+                }
+    for key, stderr in stderrs.items():
+        if key in flat and flat[key]["stderr"] is None:
+            flat[key]["stderr"] = stderr
     if not flat:
-        raise StepError(f"evaluation results for {benchmark} hold no scores: {results}")
-    return flat
+        raise StepError(f"evaluation results for {benchmark} hold no scores: {result}")
+    return {key: {k: v for k, v in entry.items() if v is not None} for key, entry in flat.items()}
 
 
 def run_suite(
-    evaluator: ServiceClient,
+    evaluator: nemo.NeMoMicroservices,
     benchmarks: Sequence[str],
-    target: Target,
     *,
+    model: str,
+    nim_url: str,
+    endpoint: str,
+    datasets: Mapping[str, Mapping[str, str]],
     namespace: str,
+    workflow_uid: str,
     limit_samples: int,
     backoff: Backoff,
-) -> dict[str, float]:
-    jobs = {}
+) -> tuple[dict[str, Any], dict[str, str]]:
+    jobs: dict[str, str] = {}
     for benchmark in benchmarks:
-        request = job_request(benchmark, target, namespace=namespace, limit_samples=limit_samples)
-        job = evaluator.json("POST", JOBS, json=request)
-        log.info("benchmark %s: evaluation job %s", benchmark, job["id"])
-        jobs[benchmark] = job["id"]
+        try:
+            config = job_config(benchmark, datasets, endpoint=endpoint, limit_samples=limit_samples)
+        except UnknownBenchmark as exc:
+            raise StepError(str(exc)) from exc
+        job = start_job(
+            evaluator,
+            namespace=namespace,
+            fields=job_fields(workflow_uid, model, benchmark),
+            config=config,
+            target_=target(nim_url, model, endpoint),
+        )
+        log.info("benchmark %s: evaluation job %s", benchmark, job.id)
+        jobs[benchmark] = str(job.id)
 
     pending = dict(jobs)
 
-    def fetch() -> dict[str, dict[str, Any]]:
-        return {benchmark: evaluator.json("GET", f"{JOBS}/{job_id}") for benchmark, job_id in pending.items()}
+    def fetch() -> dict[str, EvaluationJob]:
+        with nemo_errors("evaluation job status"):
+            return {benchmark: evaluator.evaluation.jobs.retrieve(job_id) for benchmark, job_id in pending.items()}
 
-    def all_done(states: dict[str, dict[str, Any]]) -> bool:
+    def all_done(states: dict[str, EvaluationJob]) -> bool:
         for benchmark, job in states.items():
-            status = job.get("status")
-            progress = (job.get("status_details") or {}).get("progress")
-            log.info("benchmark %s (%s): %s, progress %s", benchmark, jobs[benchmark], status, progress)
-            if status in FAILED:
-                details = job.get("status_details") or {}
-                raise StepError(f"evaluation job {jobs[benchmark]} ({benchmark}) {status}: {details}")
-            if status == "completed":
+            details = job.status_details
+            log.info("benchmark %s (%s): %s, progress %s", benchmark, jobs[benchmark], job.status,
+                     details.progress if details else None)  # fmt: skip
+            if job.status in JOB_FAILED:
+                message = details.message if details else ""
+                raise StepError(f"evaluation job {jobs[benchmark]} ({benchmark}) {job.status}: {message}")
+            if job.status == "completed":
                 del pending[benchmark]
         return not pending
 
-    poll(fetch, all_done, backoff, f"evaluation jobs {sorted(jobs.values())}")
-    scores: dict[str, float] = {}
+    try:
+        poll(fetch, all_done, backoff, f"evaluation jobs {sorted(jobs.values())}")
+    except PollTimeout:
+        cancel_jobs_quietly("evaluation", pending.values(), evaluator.evaluation.jobs.cancel)
+        raise
+    scores: dict[str, Any] = {}
     for benchmark, job_id in jobs.items():
-        scores.update(flatten_results(benchmark, evaluator.json("GET", f"{JOBS}/{job_id}/results")))
-    return scores
+        with nemo_errors(f"results of evaluation job {job_id}"):
+            result = evaluator.evaluation.jobs.results(job_id)
+        default_count = limit_samples if limit_samples > 0 and benchmark not in CUSTOM_SUITES else None
+        scores.update(flatten_results(benchmark, result, default_count=default_count))
+    return scores, jobs
 
 
 def main(argv: Sequence[str]) -> int:
     parser = parser_for("evaluate-benchmarks", "Run regression benchmarks with NeMo Evaluator.")
     parser.add_argument("--model", required=True, help="model id as NIM serves it (base model or adapter)")
+    parser.add_argument("--benchmarks", required=True, help="comma-separated LM Harness types and custom suites")
     parser.add_argument(
-        "--benchmarks",
-        required=True,
-        help="comma-separated Evaluator config types (LM Harness tasks), e.g. gsm8k,triviaqa,boolq",
+        "--benchmark-datasets", type=json_object, default={}, help="prepare-benchmarks' datasets output"
     )
     parser.add_argument("--namespace", required=True)
+    parser.add_argument("--workflow-uid", required=True, help="marks the jobs, so a retry or cleanup finds them")
     parser.add_argument("--endpoint", choices=sorted(ENDPOINT_PATHS), default="completions")
-    parser.add_argument("--limit-samples", type=int, default=0, help="0 evaluates every sample")
+    parser.add_argument("--limit-samples", type=int, default=0, help="LM Harness samples per benchmark (0: all)")
     parser.add_argument("--timeout-seconds", type=float, default=18000)
     parser.add_argument("--poll-initial-seconds", type=float, default=15)
     parser.add_argument("--poll-max-seconds", type=float, default=120)
@@ -125,20 +196,25 @@ def main(argv: Sequence[str]) -> int:
     add_service_url(parser, "--nim-url", "NIM_URL", "NIM (as the Evaluator reaches it)")
     add_output_dir(parser)
     args = parser.parse_args(argv)
+    try:
+        benchmarks = parse_benchmarks(args.benchmarks)
+    except UnknownBenchmark as exc:
+        raise StepError(str(exc)) from exc
 
-    benchmarks = [name.strip() for name in args.benchmarks.split(",") if name.strip()]
-    if not benchmarks:
-        parser.error("--benchmarks names no benchmark")
     backoff = Backoff(args.timeout_seconds, args.poll_initial_seconds, args.poll_max_seconds)
-    with ServiceClient(args.evaluator_url) as evaluator:
-        scores = run_suite(
+    with nemo_client(args.evaluator_url) as evaluator:
+        scores, jobs = run_suite(
             evaluator,
             benchmarks,
-            Target(args.nim_url, args.model, args.endpoint),
+            model=args.model,
+            nim_url=args.nim_url,
+            endpoint=args.endpoint,
+            datasets=args.benchmark_datasets,
             namespace=args.namespace,
+            workflow_uid=args.workflow_uid,
             limit_samples=args.limit_samples,
             backoff=backoff,
         )
     log.info("scores: %s", scores)
-    write_outputs(args.output_dir, {"scores": scores})
+    write_outputs(args.output_dir, {"scores": scores, "job-ids": jobs})
     return 0

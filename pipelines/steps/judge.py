@@ -1,9 +1,15 @@
 """LLM-as-a-judge: rate a model's answers against human references for correctness, relevance, fluency.
 
-The model under test answers each test question through NIM; a judge model (any OpenAI-compatible
-endpoint) rates each answer 1-5 per criterion. Replies are parsed leniently: a JSON object
-(possibly fenced or wrapped in prose), else "criterion: score" text. Unparseable replies are
-counted, not guessed.
+The model under test answers each test question through NIM; a judge model rates each answer 1-5 per
+criterion. The judge must be served by the judge endpoint (checked before judging). The platform never makes
+the candidate its own judge (registration refuses it); a stack may let the served base model judge, which then
+grades its own answers too: the step allows that, warns, and marks the scores `self_judged`, since a judge's
+preference for its own answers favours the base and so only makes the gate stricter. Replies are parsed leniently:
+a JSON object (possibly fenced or wrapped in prose), else "criterion: score" text. Unparseable replies
+are counted, not guessed; per-example scores go to the gate, which compares base and candidate pairwise.
+With an Evaluator URL and the test file's Data Store URL, the same rating also runs as an Evaluator `custom`
+job with an `llm-judge` metric whose model is the judge (see _evaluator_jobs); its aggregate scores are added
+under "evaluator" and its id is the `evaluator-job` output. The gate decides on the step's per-example scores.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from pipelines.steps._chat import Example, client_for, complete, load_examples
-from pipelines.steps._common import StepError, add_output_dir, add_service_url, parser_for, write_outputs
+from pipelines.steps._chat import Example, client_for, complete, served_models
+from pipelines.steps._common import StepError, add_service_url, env, parser_for, write_outputs
+from pipelines.steps._evaluator_jobs import EvaluatorJob, judge_config, parse_with_test_split
+from pipelines.steps._http import ServiceClient
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +74,23 @@ def parse_verdict(reply: str) -> dict[str, float] | None:
     return None
 
 
-def aggregate(verdicts: Sequence[dict[str, float] | None]) -> dict[str, float | int]:
+def aggregate(verdicts: Sequence[dict[str, float] | None]) -> dict[str, Any]:
     parsed = [verdict for verdict in verdicts if verdict is not None]
     if not parsed:
         raise StepError(f"the judge gave no usable verdict in {len(verdicts)} replies")
-    summary: dict[str, float | int] = {name: fmean(v[name] for v in parsed) for name in CRITERIA}
+    summary: dict[str, Any] = {name: fmean(v[name] for v in parsed) for name in CRITERIA}
     summary["judged"] = len(parsed)
     summary["parse_failures"] = len(verdicts) - len(parsed)
+    summary["per_example"] = {name: [v[name] if v else None for v in verdicts] for name in CRITERIA}
     return summary
+
+
+def check_judge(judge: ServiceClient, *, judge_url: str, judge_model: str, model: str) -> None:
+    if judge_model == model:
+        log.warning("%s judges its own answers: its scores lean in its favour (marked self_judged)", model)
+    served = served_models(judge)
+    if judge_model not in served:
+        raise StepError(f"{judge_url} does not serve the judge model {judge_model} (it serves {sorted(served)})")
 
 
 def run(
@@ -84,9 +101,10 @@ def run(
     judge_url: str,
     judge_model: str,
     max_tokens: int,
-) -> dict[str, float | int]:
+) -> dict[str, Any]:
     verdicts = []
     with client_for(nim_url) as nim, client_for(judge_url, api_key_env="JUDGE_API_KEY") as judge:
+        check_judge(judge, judge_url=judge_url, judge_model=judge_model, model=model)
         for example in examples:
             answer = complete(nim, model, example.messages, max_tokens=max_tokens)
             reply = complete(judge, judge_model, judge_messages(example, answer), max_tokens=256)
@@ -94,7 +112,10 @@ def run(
             if verdict is None:
                 log.warning("unparseable judge reply: %.200s", reply)
             verdicts.append(verdict)
-    return aggregate(verdicts)
+    summary = aggregate(verdicts)
+    if judge_model == model:
+        summary["self_judged"] = True
+    return summary
 
 
 def main(argv: Sequence[str]) -> int:
@@ -106,17 +127,41 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--max-tokens", type=int, default=512)
     add_service_url(parser, "--nim-url", "NIM_URL", "NIM serving the model under test")
     add_service_url(parser, "--judge-url", "JUDGE_URL", "OpenAI-compatible judge endpoint (key: $JUDGE_API_KEY)")
-    add_output_dir(parser)
-    args = parser.parse_args(argv)
-
-    scores = run(
-        load_examples(args.test_file, args.limit),
-        nim_url=args.nim_url,
-        model=args.model,
-        judge_url=args.judge_url,
-        judge_model=args.judge_model,
-        max_tokens=args.max_tokens,
+    parser.add_argument(
+        "--evaluator-judge-url",
+        default=env("EVALUATOR_JUDGE_URL"),
+        help="judge base URL as the Evaluator reaches it (default: $EVALUATOR_JUDGE_URL, else --judge-url)",
     )
-    log.info("judge scores for %s: %s", args.model, scores)
-    write_outputs(args.output_dir, {"scores": scores})
+    args, examples = parse_with_test_split(parser, argv)
+    job = EvaluatorJob.from_args(
+        args,
+        kind="judge",
+        config=lambda files_url: judge_config(
+            files_url,
+            limit=args.limit,
+            max_tokens=args.max_tokens,
+            judge_url=args.evaluator_judge_url or args.judge_url,
+            judge_model=args.judge_model,
+            system_prompt=JUDGE_SYSTEM_PROMPT,
+            criteria=CRITERIA,
+        ),
+    )
+    try:
+        scores = run(
+            examples,
+            nim_url=args.nim_url,
+            model=args.model,
+            judge_url=args.judge_url,
+            judge_model=args.judge_model,
+            max_tokens=args.max_tokens,
+        )
+        # Submitted after the in-step checks (the judge serves its model), then awaited.
+        if job is not None:
+            job.submit()
+            scores["evaluator"] = job.result()
+    finally:
+        if job is not None:
+            job.close()
+    log.info("judge scores for %s: %s", args.model, {k: v for k, v in scores.items() if k != "per_example"})
+    write_outputs(args.output_dir, {"scores": scores, "evaluator-job": job.job_id if job else ""})
     return 0

@@ -1,7 +1,8 @@
 """Turn raw prompt/completion records into anonymized NeMo Customizer chat files, split by hash.
 
 Raw input is JSONL, one object per line: {"id": optional, "prompt": str, "completion": str,
-"system": optional}. Output follows the Customizer chat schema, one
+"system": optional}, read from a Data Store dataset repo with the gateway credentials (or a
+local file). Output follows the Customizer chat schema, one
 {"messages": [{"role": "system"|"user"|"assistant", "content": ...}]} per line
 (https://docs.nvidia.com/nemo/microservices/25.8.0/fine-tune/tutorials/format-training-dataset.html),
 laid out as the training/, validation/ and testing/ folders the dataset repository expects.
@@ -9,12 +10,13 @@ laid out as the training/, validation/ and testing/ folders the dataset reposito
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
 import json
 import logging
-import os
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +27,13 @@ from pipelines.steps._common import (
     StepError,
     add_output_dir,
     dumps,
+    env,
     parser_for,
     read_jsonl,
     write_outputs,
 )
+from pipelines.steps._http import ServiceClient
+from pipelines.steps.upload_dataset import download
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +177,14 @@ def stats(prepared: Prepared) -> dict[str, Any]:
     }
 
 
+def fetch_raw_records(args: argparse.Namespace, scratch: Path) -> Path:
+    raw = scratch / "raw-records.jsonl"
+    with ServiceClient(args.datastore_url, timeout=300.0) as datastore:
+        raw.write_bytes(download(datastore, args.raw_records_repo, args.raw_records_file, args.raw_records_revision))
+    log.info("downloaded %s/%s (%d bytes)", args.raw_records_repo, args.raw_records_file, raw.stat().st_size)
+    return raw
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
@@ -181,31 +194,41 @@ def _fraction(text: str) -> float:
 
 def main(argv: Sequence[str]) -> int:
     parser = parser_for("prepare-dataset", "Anonymize raw records, format them as chat examples and split them.")
-    parser.add_argument("--input", type=Path, required=True, help="raw JSONL records")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", type=Path, help="raw JSONL records in a local file")
+    source.add_argument("--raw-records-repo", help="Data Store dataset repo holding the raw JSONL, namespace/name")
+    parser.add_argument("--raw-records-file", default="records.jsonl", help="file in --raw-records-repo")
+    parser.add_argument("--raw-records-revision", default="main")
+    parser.add_argument(
+        "--datastore-url", default=env("DATASTORE_URL"), help="NeMo Data Store (default: $DATASTORE_URL)"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--train-fraction", type=_fraction, default=0.8)
     parser.add_argument("--validation-fraction", type=_fraction, default=0.1)
     parser.add_argument("--system-prompt", default="You are a helpful customer care assistant.")
     parser.add_argument(
         "--salt",
-        default=os.environ.get("ANONYMIZATION_SALT", ""),
+        default=env("ANONYMIZATION_SALT", ""),
         help="secret mixed into placeholders so guesses cannot be hashed back (default: $ANONYMIZATION_SALT)",
     )
     add_output_dir(parser)
     args = parser.parse_args(argv)
     if args.train_fraction + args.validation_fraction >= 1:
         parser.error("--train-fraction + --validation-fraction must leave room for a test split")
-    if not args.input.is_file():
-        raise StepError(f"raw records not found: {args.input}")
-
-    prepared = prepare(
-        read_jsonl(args.input),
-        seed=args.seed,
-        train_fraction=args.train_fraction,
-        validation_fraction=args.validation_fraction,
-        system_prompt=args.system_prompt,
-        salt=args.salt.encode(),
-    )
+    if args.raw_records_repo and not args.datastore_url:
+        parser.error("--raw-records-repo needs --datastore-url or $DATASTORE_URL")
+    with tempfile.TemporaryDirectory() as scratch:
+        raw = fetch_raw_records(args, Path(scratch)) if args.raw_records_repo else args.input
+        if not raw.is_file():
+            raise StepError(f"raw records not found: {raw}")
+        prepared = prepare(
+            read_jsonl(raw),
+            seed=args.seed,
+            train_fraction=args.train_fraction,
+            validation_fraction=args.validation_fraction,
+            system_prompt=args.system_prompt,
+            salt=args.salt.encode(),
+        )
     summary = stats(prepared)
     if prepared.skipped_lines:
         log.warning(

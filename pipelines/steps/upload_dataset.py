@@ -4,7 +4,9 @@ The Data Store speaks the Hugging Face Hub HTTP API under <datastore>/v1/hf
 (https://docs.nvidia.com/nemo/microservices/25.8.0/manage-entities/datasets/create-dataset.html).
 The calls below are the ones huggingface_hub makes for create_repo and upload_file (repo
 creation, preupload to learn each file's upload mode, Git LFS batch upload for "lfs" files,
-then one NDJSON commit), done with httpx so the step needs no extra client and stays testable.
+then one NDJSON commit), done with httpx so the step needs no extra client and stays testable;
+downloads use the `resolve` route the same way. Entity Store namespaces and datasets go through
+the NeMo microservices SDK.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nemo_microservices as nemo
+
 from pipelines.steps._common import (
     StepError,
     add_output_dir,
@@ -25,7 +29,7 @@ from pipelines.steps._common import (
     parser_for,
     write_outputs,
 )
-from pipelines.steps._http import ServiceClient
+from pipelines.steps._http import ServiceClient, nemo_client, nemo_errors
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +63,20 @@ def versioned_name(name: str, dataset_hash: str) -> str:
     return f"{name}-{dataset_hash[:12]}"
 
 
-def ensure_namespace(entity_store: ServiceClient, datastore: ServiceClient, namespace: str) -> None:
+def download(datastore: ServiceClient, repo_id: str, path_in_repo: str, revision: str = REVISION) -> bytes:
+    """One file of a Data Store dataset repo, fetched with the gateway credentials."""
+    return datastore.request("GET", f"{HF_PREFIX}/datasets/{repo_id}/resolve/{revision}/{path_in_repo}").content
+
+
+def ensure_namespace(entity_store: nemo.NeMoMicroservices, datastore: ServiceClient, namespace: str) -> None:
     # Both stores answer 409 (or 422, as the NVIDIA data-flywheel blueprint also accepts)
-    # when the namespace already exists.
-    entity_store.request("POST", "/v1/namespaces", json={"id": namespace}, accept=(200, 201, 409, 422))
+    # when the namespace already exists; the SDK would retry a 409, so it is told not to.
+    try:
+        with nemo_errors(f"creating Entity Store namespace {namespace}"):
+            entity_store.with_options(max_retries=0).namespaces.create(id=namespace)
+    except StepError as exc:
+        if not isinstance(exc.__cause__, nemo.ConflictError | nemo.UnprocessableEntityError):
+            raise
     datastore.request("POST", "/v1/datastore/namespaces", data={"namespace": namespace}, accept=(200, 201, 409, 422))
 
 
@@ -146,26 +160,32 @@ def commit(
     )
 
 
-def register_dataset(entity_store: ServiceClient, namespace: str, name: str, description: str) -> str:
+def register_dataset(entity_store: nemo.NeMoMicroservices, namespace: str, name: str, description: str) -> str:
     """Register (or refresh) the Entity Store record that Customizer and Evaluator resolve."""
     files_url = f"hf://datasets/{namespace}/{name}"
-    body = {"name": name, "namespace": namespace, "description": description, "files_url": files_url}
-    response = entity_store.request("POST", "/v1/datasets", json=body, accept=(200, 201, 409))
-    if response.status_code == 409:
-        entity_store.request("PATCH", f"/v1/datasets/{namespace}/{name}", json=body)
+    try:
+        with nemo_errors(f"registering dataset {namespace}/{name}"):
+            entity_store.with_options(max_retries=0).datasets.create(
+                name=name, namespace=namespace, description=description, files_url=files_url
+            )
+    except StepError as exc:
+        if not isinstance(exc.__cause__, nemo.ConflictError):
+            raise
+        with nemo_errors(f"updating dataset {namespace}/{name}"):
+            entity_store.datasets.update(name, namespace=namespace, description=description, files_url=files_url)
     return files_url
 
 
-def upload_dataset(
-    entity_store: ServiceClient,
+def publish(
+    entity_store: nemo.NeMoMicroservices,
     datastore: ServiceClient,
+    files: Sequence[RepoFile],
     *,
-    dataset_dir: Path,
     namespace: str,
     name: str,
     description: str,
 ) -> str:
-    files = collect_files(dataset_dir)
+    """Upload the files into the dataset repo <namespace>/<name> (one commit) and register it; its hf:// URL."""
     repo_id = f"{namespace}/{name}"
     ensure_namespace(entity_store, datastore, namespace)
     create_repo(datastore, namespace, name)
@@ -176,6 +196,19 @@ def upload_dataset(
     commit(datastore, repo_id, files, modes, f"Upload {len(files)} files")
     log.info("uploaded %s to %s", [file.path_in_repo for file in files], repo_id)
     return register_dataset(entity_store, namespace, name, description)
+
+
+def upload_dataset(
+    entity_store: nemo.NeMoMicroservices,
+    datastore: ServiceClient,
+    *,
+    dataset_dir: Path,
+    namespace: str,
+    name: str,
+    description: str,
+) -> str:
+    files = collect_files(dataset_dir)
+    return publish(entity_store, datastore, files, namespace=namespace, name=name, description=description)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -191,7 +224,7 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
 
     name = versioned_name(args.name, args.dataset_hash)
-    with ServiceClient(args.entity_store_url) as entity_store, ServiceClient(args.datastore_url) as datastore:
+    with nemo_client(args.entity_store_url) as entity_store, ServiceClient(args.datastore_url) as datastore:
         files_url = upload_dataset(
             entity_store,
             datastore,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidationArgs
 
-from .common import ENVIRONMENT_KNOBS, MANAGEMENT_KNOBS, environment_of, is_management, knobs, open_range
+from .common import ENVIRONMENT_KNOBS, MANAGEMENT_KNOBS, is_management, knobs, open_range, resource_environment
 from .gpu_sizes import is_gpu_vm_size
 from .props import get_path, items_of, strings_of
 from .rules import MANDATORY, Rules, only, strings_knob
@@ -157,7 +157,7 @@ _SKU_TIER_SCHEMA = PolicyConfigSchema(
 def aks_sku_tier_in_prod(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     _only_clusters(args)
     config = knobs(args, _SKU_TIER_SCHEMA)
-    environment = environment_of(config, args.stack_tags, get_path(args.props, "tags"))
+    environment = resource_environment(args, config)
     if environment not in config["productionEnvironments"]:
         args.not_applicable(f"environment {environment or 'unknown'!r} is not production")
     tier = get_path(args.props, "sku", "tier", default="Free")

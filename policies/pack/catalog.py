@@ -6,7 +6,23 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from . import aks, cost, database, gateway, gpu, helm, kubernetes, stack, storage, tags, workflows
+from . import (
+    access,
+    aks,
+    aks_day2,
+    argocd,
+    cost,
+    database,
+    gateway,
+    gpu,
+    helm,
+    kubernetes,
+    network,
+    stack,
+    storage,
+    tags,
+    workflows,
+)
 
 PACK_NAME = "llmops-platform"
 # Every rule states its own level; this applies only to a rule that does not.
@@ -14,13 +30,17 @@ PACK_ENFORCEMENT = EnforcementLevel.ADVISORY
 
 POLICIES: list[Policy] = [
     *aks.POLICIES,
+    *aks_day2.POLICIES,
     *gpu.POLICIES,
     *helm.POLICIES,
     *kubernetes.POLICIES,
+    *network.POLICIES,
     *storage.POLICIES,
     *database.POLICIES,
     *workflows.POLICIES,
+    *argocd.POLICIES,
     *gateway.POLICIES,
+    *access.POLICIES,
     *tags.POLICIES,
     *stack.POLICIES,
     *cost.POLICIES,

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pulumi_policy import PolicyConfigSchema, PolicyResource, StackValidationArgs
+from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationArgs, StackValidationArgs
 
 from .props import chart_name, get_path, is_mapping
 from .rules import knob, strings_knob
@@ -43,6 +43,11 @@ def environment_of(config: Mapping[str, Any], stack_tags: Mapping[str, str], tag
     if stack_tags.get("environment"):
         return str(stack_tags["environment"])
     return str(get_path(tags, "environment", default="") or "")
+
+
+def resource_environment(args: ResourceValidationArgs, config: Mapping[str, Any]) -> str:
+    """The environment of the resource under check (policy config, stack tag, then its Azure tags)."""
+    return environment_of(config, args.stack_tags, get_path(args.props, "tags"))
 
 
 def stack_environment(args: StackValidationArgs, config: Mapping[str, Any]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidationArgs
 
-from .common import ENVIRONMENT_KNOBS, environment_of, knobs
+from .common import ENVIRONMENT_KNOBS, knobs, resource_environment
 from .props import get_path
 from .rules import MANDATORY, Rules, knob, only
 from .tokens import POSTGRES_SERVER
@@ -72,7 +72,7 @@ _GEO_SCHEMA = PolicyConfigSchema(properties=dict(ENVIRONMENT_KNOBS))
 def postgres_geo_redundant_backup_in_prod(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     _only_servers(args)
     config = knobs(args, _GEO_SCHEMA)
-    environment = environment_of(config, args.stack_tags, get_path(args.props, "tags"))
+    environment = resource_environment(args, config)
     if environment not in config["productionEnvironments"]:
         args.not_applicable(f"environment {environment or 'unknown'!r} is not production")
     if get_path(args.props, "backup", "geoRedundantBackup", default="Disabled") != "Enabled":

@@ -10,12 +10,12 @@ from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidatio
 from .common import (
     ENVIRONMENT_KNOBS,
     MANAGEMENT_KNOBS,
-    environment_of,
     helm_releases,
     helm_values,
     is_kind,
     is_management,
     knobs,
+    resource_environment,
     resources_of,
 )
 from .gpu_sizes import is_gpu_vm_size
@@ -111,7 +111,7 @@ _SCALE_FROM_ZERO_SCHEMA = PolicyConfigSchema(
 def gpu_pools_scale_from_zero(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     config = knobs(args, _SCALE_FROM_ZERO_SCHEMA)
     pools = _gpu_pools(args, config)
-    environment = environment_of(config, args.stack_tags, get_path(args.props, "tags"))
+    environment = resource_environment(args, config)
     if environment in config["productionEnvironments"]:
         args.not_applicable("production keeps warm GPU nodes")
     limit = int(config["maxIdleNodes"])

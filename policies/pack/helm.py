@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidationArgs
+from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidationArgs, StackValidationArgs
 
 from .common import helm_values, image_tag_problem, knobs
 from .props import chart_name, get_path, is_mapping, walk
 from .rules import MANDATORY, Rules, only, strings_knob
-from .tokens import HELM_RELEASE
+from .tokens import HELM_CHART, HELM_RELEASE
 
 RULES = Rules()
 
@@ -157,6 +157,43 @@ def helm_release_image_tags_pinned(args: ResourceValidationArgs, report_violatio
     problems = helm_image_problems(helm_values(args.props), tag_with_repository=strict)
     if problems:
         report_violation(f"Helm release {args.name!r}: {'; '.join(problems)}.", None)
+
+
+# Charts whose CRDs live in a chart of their own, which Pulumi applies (and so upgrades) before the release.
+CRD_CHARTS = {"gateway-helm": "gateway-crds-helm"}
+
+
+@RULES.stack(
+    "helm-crds-upgrade-with-chart",
+    "A release whose chart ships CRDs Helm would never upgrade (Envoy Gateway's gateway-helm) skips them and "
+    "depends on that chart's CRD chart (gateway-crds-helm) at the same version.",
+    MANDATORY,
+)
+def helm_crds_upgrade_with_chart(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    for resource in args.resources:
+        if resource.resource_type != HELM_RELEASE or chart_name(resource.props) not in CRD_CHARTS:
+            continue
+        crd_chart = CRD_CHARTS[chart_name(resource.props)]
+        version = get_path(resource.props, "version")
+        problems = []
+        if get_path(resource.props, "skipCrds") is not True:
+            problems.append("does not set skip_crds")
+        if get_path(helm_values(resource.props), "crds", "enabled") is not False:
+            problems.append("does not set crds.enabled: false")
+        if not any(
+            dependency.resource_type == HELM_CHART
+            and chart_name(dependency.props) == crd_chart
+            and get_path(dependency.props, "version") == version
+            for dependency in resource.dependencies
+        ):
+            problems.append(f"does not depend on a {crd_chart} Chart at version {version}")
+        if problems:
+            report_violation(
+                f"Helm release {resource.name!r} ({chart_name(resource.props)}) {', '.join(problems)}: Helm installs a "
+                f"chart's CRDs once and never upgrades them, so a version bump would leave them behind; install them "
+                f"with {crd_chart} (helm.v4.Chart, applied server-side) before the release.",
+                None,
+            )
 
 
 POLICIES = RULES.policies

@@ -143,14 +143,27 @@ _LOAD_BALANCER_SCHEMA = PolicyConfigSchema(
         "gatewayCharts": strings_knob(
             ["gateway-helm"], "Charts of the gateway, whose values may ask for a LoadBalancer."
         ),
+        "publicGatewayProxies": strings_knob(
+            ["envoy-gateway-system/llmops-gateway-proxy"],
+            "`namespace/name` of the EnvoyProxy whose Service is the gateway's public LoadBalancer.",
+        ),
     }
 )
 # Envoy Gateway labels the Services it creates for a Gateway with the owning Gateway's name.
 GATEWAY_OWNER_LABEL = "gateway.envoyproxy.io/owning-gateway-name"
+# cloud-provider-azure builds a private (VNet) load balancer for a Service with exactly this annotation value.
+INTERNAL_LOAD_BALANCER_ANNOTATION = "service.beta.kubernetes.io/azure-load-balancer-internal"
+
+
+def _internal(annotations: object) -> bool:
+    return get_path(annotations, INTERNAL_LOAD_BALANCER_ANNOTATION) == "true"
 
 
 @RULES.resource(
-    "no-load-balancer-services", "No LoadBalancer Services except the gateway's.", MANDATORY, _LOAD_BALANCER_SCHEMA
+    "no-load-balancer-services",
+    "No LoadBalancer Services except the gateway's and internal (VNet-only) ones.",
+    MANDATORY,
+    _LOAD_BALANCER_SCHEMA,
 )
 def no_load_balancer_services(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     config = knobs(args, _LOAD_BALANCER_SCHEMA)
@@ -160,7 +173,22 @@ def no_load_balancer_services(args: ResourceValidationArgs, report_violation: Re
         ident = f"{meta_namespace(args.props)}/{meta_name(args.props)}"
         if ident in config["allowedServices"] or GATEWAY_OWNER_LABEL in labels_of(args.props):
             return
+        if _internal(get_path(args.props, "metadata", "annotations")):
+            return
         report_violation(f"Service {ident!r} is of type LoadBalancer; traffic enters through the gateway only.", None)
+    elif is_kind(args.resource_type, "gateway.envoyproxy.io", "EnvoyProxy"):
+        # Envoy Gateway creates each Gateway's Service from its EnvoyProxy; `type` defaults to LoadBalancer.
+        service = get_path(args.props, "spec", "provider", "kubernetes", "envoyService", default={})
+        if get_path(service, "type", default="LoadBalancer") != "LoadBalancer":
+            return
+        ident = f"{meta_namespace(args.props)}/{meta_name(args.props)}"
+        if ident in config["publicGatewayProxies"] or _internal(get_path(service, "annotations")):
+            return
+        report_violation(
+            f"EnvoyProxy {ident!r} asks for a public LoadBalancer; only the gateway's is public, any other entry must "
+            f'be internal ({INTERNAL_LOAD_BALANCER_ANNOTATION}: "true").',
+            None,
+        )
     elif args.resource_type == HELM_RELEASE:
         if chart_name(args.props) in config["gatewayCharts"]:
             return
@@ -176,7 +204,7 @@ def no_load_balancer_services(args: ResourceValidationArgs, report_violation: Re
                 None,
             )
     else:
-        args.not_applicable("not a Service or Helm release")
+        args.not_applicable("not a Service, EnvoyProxy or Helm release")
 
 
 @RULES.resource("rbac-no-wildcards", "Authored Roles and ClusterRoles grant no wildcard verbs or resources.", MANDATORY)

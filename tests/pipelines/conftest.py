@@ -38,7 +38,7 @@ import pytest
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 MLFLOW_FIXTURE = "mlflow_tracking_uri"
-MLFLOW_TEST_MODULE = "test_log_to_mlflow.py"
+MLFLOW_TEST_MODULES = ("test_dag_end_to_end.py", "test_log_to_mlflow.py")
 MLFLOW_SERVER_MODULES = ("mlflow", "flask", "flask_cors", "sqlalchemy", "alembic")
 MLFLOW_READY_TIMEOUT = 180.0
 SERVE_MLFLOW = """
@@ -107,7 +107,7 @@ _server: MlflowServer | None = None
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
     global _server
     if (
-        file_path.name == MLFLOW_TEST_MODULE
+        file_path.name in MLFLOW_TEST_MODULES
         and _server is None
         and all(map(importlib.util.find_spec, MLFLOW_SERVER_MODULES))
     ):

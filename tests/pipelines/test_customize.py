@@ -1,122 +1,119 @@
-"""customize: job request, progress logging, failure and timeout against a fake Customizer."""
+"""customize: customization config looked up or created, one job per workflow run, progress, failure and timeout,
+against the contract-checking fake Customizer."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("httpx")
-pytest.importorskip("pytest_httpserver")
+pytest.importorskip("nemo_microservices")
 
-from werkzeug import Request, Response
+from fakes import FakePlatform, Gateway
 
 from pipelines.steps._common import StepError
-from pipelines.steps.customize import main
+from pipelines.steps.customize import job_marker, job_name, main
 
-JOB = "cust-123"
-OUTPUT_MODEL = f"llmops/care-lora@{JOB}"
+KEY = "gateway-key"
+UID = "0f9e8d7c-1111-2222-3333-444455556666"
+TARGET = "meta/llama-3.1-8b-instruct@2.0"
 
 
-def _argv(httpserver, output_dir: Path, timeout: str = "5") -> list[str]:
+@pytest.fixture
+def platform(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePlatform]:
+    monkeypatch.setenv("GATEWAY_API_KEY", KEY)
+    fake = FakePlatform(Gateway(api_key=KEY), lambda *_: 0.5)
+    fake.namespaces.add("llmops")
+    fake.datasets["llmops/care-abc"] = {"name": "care-abc", "namespace": "llmops", "files_url": "hf://datasets/x"}
+    yield fake
+    fake.stop()
+
+
+def _argv(platform: FakePlatform, output_dir: Path, timeout: str = "5") -> list[str]:
     return [
-        "--config", "meta/llama-3.1-8b-instruct@2.0", "--dataset", "care-abc", "--namespace", "llmops",
+        "--target", TARGET, "--dataset", "care-abc", "--namespace", "llmops", "--workflow-uid", UID,
         "--output-model", "care-lora", "--epochs", "3", "--batch-size", "8", "--learning-rate", "0.0002",
         "--adapter-dim", "32", "--timeout-seconds", timeout, "--poll-initial-seconds", "0.01",
-        "--poll-max-seconds", "0.02", "--customizer-url", httpserver.url_for("/"), "--output-dir", str(output_dir),
+        "--poll-max-seconds", "0.02", "--customizer-url", platform.url, "--output-dir", str(output_dir),
     ]  # fmt: skip
 
 
-def _serve_statuses(httpserver, statuses: list[dict]) -> None:
-    httpserver.expect_request("/v1/customization/jobs", method="POST").respond_with_json(
-        {"id": JOB, "output_model": OUTPUT_MODEL, "status": "created"}
-    )
-    remaining = iter(statuses)
-    last = statuses[-1]
-
-    def status(request: Request) -> Response:
-        return Response(json.dumps(next(remaining, last)), content_type="application/json")
-
-    httpserver.expect_request(f"/v1/customization/jobs/{JOB}/status", method="GET").respond_with_handler(status)
-
-
-def test_success_logs_progress_and_emits_the_output_model(
-    httpserver, tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_creates_a_config_then_the_job_and_emits_the_output_model(
+    platform: FakePlatform, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _serve_statuses(
-        httpserver,
-        [
-            {"status": "pending"},
-            {"status": "running", "percentage_done": 33.3, "epochs_completed": 1, "steps_completed": 10},
-            {"status": "running", "percentage_done": 66.7, "epochs_completed": 2, "steps_completed": 20},
-            {
-                "status": "completed",
-                "percentage_done": 100.0,
-                "epochs_completed": 3,
-                "steps_completed": 30,
-                "metrics": {
-                    "keys": ["train_loss", "val_loss"],
-                    "metrics": {
-                        "train_loss": [{"value": 2.0, "step": 10}, {"value": 1.25, "step": 30}],
-                        "val_loss": [{"value": 1.5, "step": 30}],
-                    },
-                },
-            },
-        ],
-    )
-    with caplog.at_level(logging.INFO):
-        assert main(_argv(httpserver, tmp_path)) == 0
-
-    [(create, _)] = [entry for entry in httpserver.log if entry[0].method == "POST"]
-    assert create.get_json() == {
-        "config": "meta/llama-3.1-8b-instruct@2.0",
-        "dataset": {"name": "care-abc", "namespace": "llmops"},
-        "hyperparameters": {
-            "training_type": "sft",
-            "finetuning_type": "lora",
-            "epochs": 3,
-            "batch_size": 8,
-            "learning_rate": 0.0002,
-            "lora": {"adapter_dim": 32},
-        },
-        "output_model": "llmops/care-lora",
+    with caplog.at_level(logging.INFO, logger="pipelines.steps.customize"):
+        assert main(_argv(platform, tmp_path)) == 0
+    assert platform.violations == []
+    [(config_name, config)] = platform.configs.items()
+    assert config_name.startswith("llmops/llama-3.1-8b-instruct@v1.0.0+llmops-")
+    assert config["target"] == TARGET
+    [job] = [job.record for job in platform.customization_jobs.values()]
+    assert job["config"] == config_name
+    assert job["description"] == job_marker(UID)
+    assert platform.customization_job_names == {job_name(UID)}
+    assert job["hyperparameters"] == {
+        "training_type": "sft",
+        "finetuning_type": "lora",
+        "epochs": 3,
+        "batch_size": 8,
+        "learning_rate": 0.0002,
+        "lora": {"adapter_dim": 32},
     }
-    assert "33.3% done, 1 epochs and 10 steps completed" in caplog.text
-    assert "66.7% done, 2 epochs" in caplog.text
-    assert (tmp_path / "job-id").read_text() == JOB
-    assert (tmp_path / "output-model").read_text() == OUTPUT_MODEL
-    assert json.loads((tmp_path / "training-metrics").read_text()) == {"train_loss": 1.25, "val_loss": 1.5}
+    assert "50.0% done, 1 epochs" in caplog.text
+    assert (tmp_path / "job-id").read_text() == job["id"]
+    assert (tmp_path / "config").read_text() == config_name
+    assert (tmp_path / "output-model").read_text() == f"llmops/care-lora@{job['id']}"
+    # The last point of the train_loss curve has no value: the one before it is the last loss.
+    assert json.loads((tmp_path / "training-metrics").read_text()) == {"train_loss": 1.2, "val_loss": 1.4}
 
 
-def test_failed_job_fails_with_the_reported_detail(httpserver, tmp_path: Path) -> None:
-    _serve_statuses(
-        httpserver,
-        [
-            {"status": "running", "percentage_done": 10},
-            {
-                "status": "failed",
-                "status_logs": [{"message": "Running"}, {"message": "Failed", "detail": "CUDA out of memory"}],
-            },
-        ],
-    )
-    with pytest.raises(StepError, match=f"{JOB} failed: CUDA out of memory"):
-        main(_argv(httpserver, tmp_path))
-    assert (tmp_path / "job-id").read_text() == JOB
+def test_a_retried_pod_resumes_its_job_instead_of_starting_another(platform: FakePlatform, tmp_path: Path) -> None:
+    assert main(_argv(platform, tmp_path / "first")) == 0
+    assert main(_argv(platform, tmp_path / "retry")) == 0
+    assert len(platform.customization_jobs) == 1 and len(platform.configs) == 1
+    assert (tmp_path / "first/job-id").read_text() == (tmp_path / "retry/job-id").read_text()
+    creates = [path for method, path in platform.requests if method == "POST" and path.endswith("/jobs")]
+    assert creates == ["/v1/customization/jobs"]
 
 
-def test_cancelled_job_fails(httpserver, tmp_path: Path) -> None:
-    _serve_statuses(httpserver, [{"status": "cancelled", "status_logs": [{"message": "cancelled by user"}]}])
-    with pytest.raises(StepError, match="cancelled: cancelled by user"):
-        main(_argv(httpserver, tmp_path))
+def test_a_cancelled_job_fails_with_the_reported_detail(platform: FakePlatform, tmp_path: Path) -> None:
+    platform.hold_jobs = True
+
+    def cancel_on_first_status(job_id: str) -> None:
+        platform.customization_jobs[job_id].record["status"] = "cancelled"
+
+    original = platform.customization_status
+
+    def status(request, job_id):  # type: ignore[no-untyped-def]
+        cancel_on_first_status(job_id)
+        return original(request, job_id)
+
+    platform.customization_status = status  # type: ignore[method-assign]
+    with pytest.raises(StepError, match=r"cust-\d+ cancelled: cancelled by user"):
+        main(_argv(platform, tmp_path))
+    assert (tmp_path / "job-id").is_file()
 
 
-def test_timeout_cancels_the_job(httpserver, tmp_path: Path) -> None:
-    _serve_statuses(httpserver, [{"status": "running", "percentage_done": 1}])
-    httpserver.expect_request(f"/v1/customization/jobs/{JOB}/cancel", method="POST").respond_with_json(
-        {"id": JOB, "status": "cancelling"}
-    )
+def test_timeout_cancels_the_job(platform: FakePlatform, tmp_path: Path) -> None:
+    platform.hold_jobs = True
     with pytest.raises(StepError, match=r"timed out after 0\.2s"):
-        main(_argv(httpserver, tmp_path, timeout="0.2"))
-    assert any(request.path.endswith("/cancel") for request, _ in httpserver.log)
+        main(_argv(platform, tmp_path, timeout="0.2"))
+    [job_id] = platform.customization_jobs
+    assert platform.cancelled == [job_id]
+    assert platform.violations == []
+
+
+def test_a_target_is_not_a_config(platform: FakePlatform) -> None:
+    # What the pipelines used to send: the fake Customizer, like the real one, has no config of that name.
+    from nemo_microservices import NeMoMicroservices, UnprocessableEntityError
+
+    client = NeMoMicroservices(base_url=platform.url, default_headers={"x-api-key": KEY}, max_retries=0)
+    with pytest.raises(UnprocessableEntityError, match=r"customization config .* does not exist"):
+        client.customization.jobs.create(
+            config=TARGET,
+            dataset={"name": "care-abc", "namespace": "llmops"},
+            hyperparameters={"training_type": "sft", "finetuning_type": "lora"},
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from statistics import fmean
 
 import pytest
 
@@ -12,7 +13,7 @@ pytest.importorskip("pytest_httpserver")
 
 from werkzeug import Request, Response
 
-from pipelines.steps.evaluate_business import main, parse_json_object, score
+from pipelines.steps.evaluate_business import main, parse_json_object, score, token_f1
 
 
 def test_parse_json_object_accepts_fenced_json_only_objects() -> None:
@@ -34,13 +35,34 @@ def test_score_exact_match_json_validity_and_field_accuracy() -> None:
     assert metrics == {
         "examples": 4,
         "exact_match": pytest.approx(1 / 4),
+        "f1": pytest.approx(fmean(metrics["per_example"]["f1"])),
         "json_valid_rate": pytest.approx(2 / 3),
         "json_field_accuracy": pytest.approx(3 / 5),
+        "per_example": {"f1": metrics["per_example"]["f1"], "exact_match": [0.0, 0.0, 0.0, 1.0]},
     }
 
 
-def test_score_without_json_references_reports_exact_match_only() -> None:
-    assert score([("a", "a"), ("b", "c")]) == {"examples": 2, "exact_match": 0.5}
+def test_score_without_json_references_reports_overlap_and_exact_match() -> None:
+    assert score([("a", "a"), ("b", "c")]) == {
+        "examples": 2,
+        "f1": 0.5,
+        "exact_match": 0.5,
+        "per_example": {"f1": [1.0, 0.0], "exact_match": [1.0, 0.0]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("reference", "answer", "expected"),
+    [
+        ("Your plan renews in May.", "The plan renews in May", 8 / 9),
+        ("Roaming charges were added.", "roaming charges were added", 1.0),
+        ("Roaming charges were added.", "Sorry, I cannot help with that.", 0.0),
+        ("", "", 1.0),
+    ],
+)
+def test_token_f1_credits_a_prose_answer_by_its_overlap(reference: str, answer: str, expected: float) -> None:
+    # SQuAD's normalization: case, punctuation and articles do not count.
+    assert token_f1(reference, answer) == pytest.approx(expected)
 
 
 def test_main_queries_nim_without_the_reference(httpserver, tmp_path: Path) -> None:
@@ -76,9 +98,7 @@ def test_main_queries_nim_without_the_reference(httpserver, tmp_path: Path) -> N
         "max_tokens": 64,
         "temperature": 0.0,
     }
-    assert json.loads((tmp_path / "out/metrics").read_text()) == {
-        "examples": 3,
-        "exact_match": pytest.approx(1 / 3),
-        "json_valid_rate": pytest.approx(2 / 3),
-        "json_field_accuracy": pytest.approx(1 / 3),
-    }
+    metrics = json.loads((tmp_path / "out/metrics").read_text())
+    assert metrics["examples"] == 3 and metrics["per_example"]["exact_match"] == [1.0, 0.0, 0.0]
+    assert metrics["json_valid_rate"] == pytest.approx(2 / 3)
+    assert metrics["json_field_accuracy"] == pytest.approx(1 / 3)

@@ -105,3 +105,90 @@ def test_every_step_has_a_module_with_main() -> None:
 
     for module in STEPS.values():
         assert callable(importlib.import_module(f"pipelines.steps.{module}").main)
+
+
+def test_api_key_mode_without_a_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_AUTH", "api-key")
+    monkeypatch.delenv("GATEWAY_API_KEY", raising=False)
+    with pytest.raises(StepError, match="Secret llmops-gateway-credentials"):
+        ServiceClient("http://gateway.test")
+
+
+def test_jwt_mode_exchanges_the_federated_token_for_an_entra_token(
+    httpserver, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What Azure workload identity's webhook puts into a labelled pod, and what Entra's token endpoint does.
+    token_file = tmp_path / "azure-identity-token"
+    token_file.write_text("projected-service-account-token\n")
+    for name, value in {
+        "GATEWAY_AUTH": "jwt",
+        "GATEWAY_TOKEN_AUDIENCE": "api://llmops-gateway",
+        "AZURE_FEDERATED_TOKEN_FILE": str(token_file),
+        "AZURE_CLIENT_ID": "client-123",
+        "AZURE_TENANT_ID": "tenant-456",
+        "AZURE_AUTHORITY_HOST": httpserver.url_for("/entra/"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    exchanges: list[dict[str, str]] = []
+
+    def token(request: Request) -> Response:
+        exchanges.append(dict(request.form))
+        return Response('{"access_token": "entra-access-token", "expires_in": 3599, "token_type": "Bearer"}',
+                        content_type="application/json")  # fmt: skip
+
+    httpserver.expect_request("/entra/tenant-456/oauth2/v2.0/token", method="POST").respond_with_handler(token)
+    httpserver.expect_request("/thing", headers={"Authorization": "Bearer entra-access-token"}).respond_with_json(
+        {"ok": 1}
+    )
+    with ServiceClient(httpserver.url_for("/"), retry=FAST) as client:
+        assert client.json("GET", "/thing") == {"ok": 1}
+        assert client.json("GET", "/thing") == {"ok": 1}
+    # One exchange: the token is reused until shortly before it expires.
+    assert exchanges == [
+        {
+            "client_id": "client-123",
+            "scope": "api://llmops-gateway/.default",
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": "projected-service-account-token",
+        }
+    ]
+
+
+def test_jwt_mode_without_workload_identity_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_AUTH", "jwt")
+    for name in ("AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_ID", "AZURE_TENANT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GATEWAY_TOKEN_AUDIENCE", "api://llmops-gateway")
+    with pytest.raises(StepError, match="AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID, AZURE_TENANT_ID is not set"):
+        ServiceClient("http://gateway.test")
+
+
+def test_the_mounted_ca_bundle_is_trusted_besides_the_public_roots(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    x509 = pytest.importorskip("cryptography.x509")
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from pipelines.steps._http import step_tls_context
+
+    # A private CA, like Let's Encrypt's staging issuer: in no public trust store.
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "llmops test CA")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    bundle = tmp_path / "ca.crt"
+    bundle.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+    monkeypatch.delenv("LLMOPS_CA_BUNDLE", raising=False)
+    public = step_tls_context().cert_store_stats()["x509_ca"]
+    monkeypatch.setenv("LLMOPS_CA_BUNDLE", str(bundle))
+    assert step_tls_context().cert_store_stats()["x509_ca"] == public + 1
+    # Without the optional ConfigMap the mount is empty: the public roots alone.
+    monkeypatch.setenv("LLMOPS_CA_BUNDLE", str(tmp_path / "not-mounted" / "ca.crt"))
+    assert step_tls_context().cert_store_stats()["x509_ca"] == public

@@ -18,6 +18,14 @@ from pipelines.steps.judge import aggregate, main, parse_verdict
 FULL = {"correctness": 4.0, "relevance": 5.0, "fluency": 3.0}
 
 
+def judge_argv(model: str, judge_model: str, *, test_file: Path, url: str, out: Path) -> list[str]:
+    """The step's arguments with the model under test and the judge served at the same `url`."""
+    return [
+        "--model", model, "--judge-model", judge_model, "--test-file", str(test_file), "--nim-url", url,
+        "--judge-url", url, "--output-dir", str(out),
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "reply",
     [
@@ -50,7 +58,15 @@ def test_parse_verdict_rejects_incomplete_or_out_of_range_replies(reply: str) ->
 
 def test_aggregate_averages_and_counts_failures() -> None:
     summary = aggregate([FULL, None, {"correctness": 2.0, "relevance": 3.0, "fluency": 5.0}])
-    assert summary == {"correctness": 3.0, "relevance": 4.0, "fluency": 4.0, "judged": 2, "parse_failures": 1}
+    assert summary == {
+        "correctness": 3.0,
+        "relevance": 4.0,
+        "fluency": 4.0,
+        "judged": 2,
+        "parse_failures": 1,
+        # Per example, so the gate can compare base and candidate on the same questions.
+        "per_example": {"correctness": [4.0, None, 2.0], "relevance": [5.0, None, 3.0], "fluency": [3.0, None, 5.0]},
+    }
     with pytest.raises(StepError, match="no usable verdict"):
         aggregate([None, None])
 
@@ -74,15 +90,14 @@ def test_main_asks_the_model_then_the_judge(httpserver, tmp_path: Path, monkeypa
         )
         return Response(json.dumps({"choices": [{"message": {"content": content}}]}), content_type="application/json")
 
+    httpserver.expect_request("/v1/models", method="GET").respond_with_json({"data": [{"id": "judge"}]})
     httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(complete)
     url = httpserver.url_for("/")
-    argv = [
-        "--model", "base", "--judge-model", "judge", "--test-file", str(test_file), "--nim-url", url,
-        "--judge-url", url, "--output-dir", str(tmp_path / "out"),
-    ]  # fmt: skip
+    argv = judge_argv("base", "judge", test_file=test_file, url=url, out=tmp_path / "out")
     assert main(argv) == 0
 
-    (model_request, _), (judge_request, _) = httpserver.log
+    (listing, _), (model_request, _), (judge_request, _) = httpserver.log
+    assert listing.path == "/v1/models"
     assert model_request.get_json()["messages"] == example["messages"][:2]
     assert "Authorization" not in model_request.headers
     assert judge_request.headers["Authorization"] == "Bearer secret-key"
@@ -96,4 +111,37 @@ def test_main_asks_the_model_then_the_judge(httpserver, tmp_path: Path, monkeypa
         "fluency": 5.0,
         "judged": 1,
         "parse_failures": 0,
+        "per_example": {"correctness": [4.0], "relevance": [4.0], "fluency": [5.0]},
     }
+
+
+@pytest.mark.parametrize(
+    ("model", "served", "problem"),
+    [("base", ["base"], r"does not serve the judge model judge \(it serves \['base'\]\)")],
+)
+def test_the_judge_is_a_served_model(httpserver, tmp_path: Path, model: str, served: list[str], problem: str) -> None:
+    test_file = tmp_path / "testing.jsonl"
+    example = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    test_file.write_text(json.dumps(example) + "\n")
+    httpserver.expect_request("/v1/models").respond_with_json({"data": [{"id": name} for name in served]})
+    url = httpserver.url_for("/")
+    argv = judge_argv(model, "judge", test_file=test_file, url=url, out=tmp_path / "out")
+    with pytest.raises(StepError, match=problem):
+        main(argv)
+    assert all(request.path == "/v1/models" for request, _ in httpserver.log)
+
+
+def test_a_base_model_judging_itself_is_marked(httpserver, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    test_file = tmp_path / "testing.jsonl"
+    example = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    test_file.write_text(json.dumps(example) + "\n")
+    verdict = '{"correctness": 5, "relevance": 5, "fluency": 5}'
+    httpserver.expect_request("/v1/models").respond_with_json({"data": [{"id": "base"}]})
+    httpserver.expect_request("/v1/chat/completions").respond_with_json(
+        {"choices": [{"message": {"content": verdict}}]}
+    )
+    url = httpserver.url_for("/")
+    argv = judge_argv("base", "base", test_file=test_file, url=url, out=tmp_path / "out")
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "out/scores").read_text())["self_judged"] is True
+    assert "base judges its own answers" in caplog.text

@@ -118,3 +118,20 @@ def test_empty_split_is_an_error(tmp_path: Path) -> None:
     _write_raw(raw, 2)
     with pytest.raises(StepError, match="empty"):
         main(["--input", str(raw), "--output-dir", str(tmp_path / "out")])
+
+
+def test_main_downloads_the_raw_records_with_the_gateway_key(httpserver, tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("pytest_httpserver")
+    monkeypatch.setenv("GATEWAY_API_KEY", "k-1")
+    records = "".join(
+        json.dumps({"id": str(i), "prompt": f"question {i}", "completion": f"answer {i}"}) + "\n" for i in range(40)
+    )
+    httpserver.expect_request(
+        "/v1/hf/datasets/llmops/care-raw/resolve/main/records.jsonl", headers={"x-api-key": "k-1"}
+    ).respond_with_data(records)
+    argv = [
+        "--raw-records-repo", "llmops/care-raw", "--datastore-url", httpserver.url_for("/"),
+        "--output-dir", str(tmp_path / "out"),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "out/stats").read_text())["records"] == 40

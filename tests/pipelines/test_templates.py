@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 import yaml
 from hera.workflows.models import ClusterWorkflowTemplate, WorkflowTemplate
+from support.schemas import validate_argo
 
 from pipelines.steps import STEPS
+from pipelines.steps._benchmarks import parse_benchmarks
 
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 COMPONENT_FILES = sorted((PIPELINES / "components").glob("*.yaml"))
@@ -23,12 +25,17 @@ URL_PARAMETERS = {
     "entity-store-url": "ENTITY_STORE_URL",
     "customizer-url": "CUSTOMIZER_URL",
     "evaluator-url": "EVALUATOR_URL",
+    "evaluator-nim-url": "EVALUATOR_NIM_URL",
+    "evaluator-judge-url": "EVALUATOR_JUDGE_URL",
     "nim-url": "NIM_URL",
     "judge-url": "JUDGE_URL",
     "mlflow-tracking-uri": "MLFLOW_TRACKING_URI",
 }
 # Steps whose result depends only on their inputs: retrying them cannot help.
-DETERMINISTIC_STEPS = {"prepare-dataset", "gate"}
+DETERMINISTIC_STEPS = {"gate"}
+# Steps that reach nothing through the gateway (MLflow is on the management cluster itself).
+OFF_GATEWAY_STEPS = {"gate", "log-to-mlflow"}
+GATEWAY_ENV = {"GATEWAY_AUTH", "GATEWAY_TOKEN_AUDIENCE", "GATEWAY_API_KEY", "LLMOPS_CA_BUNDLE"}
 EVALUATIONS = [f"{side}-{kind}" for side in ("base", "candidate") for kind in ("benchmarks", "business", "judge")]
 TASK_REFERENCE = re.compile(r"\{\{tasks\.([\w-]+)\.outputs\.(parameters|artifacts)\.([\w-]+)\}\}")
 
@@ -101,6 +108,11 @@ def test_round_trips_through_hera_without_losing_fields(path: Path) -> None:
     assert dropped_fields(document, dumped) == []
 
 
+@pytest.mark.parametrize("path", COMPONENT_FILES + WORKFLOW_FILES, ids=lambda path: path.name)
+def test_valid_against_the_argo_v4_crd_schema(path: Path) -> None:
+    assert validate_argo(load(path)) == []
+
+
 def test_no_argo_v4_removed_synchronization_fields() -> None:
     for path in COMPONENT_FILES + WORKFLOW_FILES:
         assert not {"semaphore", "mutex", "podPriority"} & set(keys(load(path))), path.name
@@ -140,12 +152,57 @@ def test_service_urls_are_inputs_without_defaults_passed_as_env(path: Path) -> N
         assert env[URL_PARAMETERS[name]]["value"] == f"{{{{inputs.parameters.{name}}}}}"
     for variable in env.values():
         if "valueFrom" in variable:
-            ref = variable["valueFrom"]["secretKeyRef"]
-            # The platform always creates MLflow's credentials; the other secrets are the team's to add.
+            [(kind, ref)] = variable["valueFrom"].items()
+            assert kind in {"secretKeyRef", "configMapKeyRef"}
+            # The platform always creates MLflow's credentials; the rest depends on the environment.
             if ref["name"] == "mlflow-tracking-credentials":
                 assert ref["key"] in {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
             else:
                 assert ref["optional"] is True
+
+
+@pytest.mark.parametrize("path", COMPONENT_FILES, ids=lambda path: path.stem)
+def test_gateway_callers_carry_credentials_identity_and_the_ca_bundle(path: Path) -> None:
+    template = step_template(load(path))
+    env = {variable["name"]: variable for variable in template["container"]["env"]}
+    labels = template["metadata"]["labels"]
+    if path.stem in OFF_GATEWAY_STEPS:
+        assert not GATEWAY_ENV & env.keys()
+        assert "azure.workload.identity/use" not in labels
+        return
+    assert env.keys() >= GATEWAY_ENV
+    assert env["GATEWAY_AUTH"]["valueFrom"]["configMapKeyRef"]["name"] == "llmops-gateway-client"
+    assert env["GATEWAY_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "llmops-gateway-credentials"
+    # Workload identity injects the federated token only into pods labelled for it.
+    assert labels["azure.workload.identity/use"] == "true"
+    [volume] = [volume for volume in template["volumes"] if "configMap" in volume]
+    assert volume["configMap"] == {"name": "llmops-ca-bundle", "optional": True}
+    [mount] = [mount for mount in template["container"]["volumeMounts"] if mount["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    assert env["LLMOPS_CA_BUNDLE"]["value"].startswith(mount["mountPath"] + "/")
+
+
+@pytest.mark.parametrize("path", COMPONENT_FILES + WORKFLOW_FILES, ids=lambda path: path.name)
+def test_no_unauthenticated_http_artifacts(path: Path) -> None:
+    # Argo's http artifacts cannot present an Entra token; downloads are steps with the gateway credentials.
+    assert "http" not in set(keys(load(path)))
+
+
+@pytest.mark.parametrize("path", COMPONENT_FILES + WORKFLOW_FILES, ids=lambda path: path.name)
+def test_every_benchmark_named_is_an_evaluator_25_8_type(path: Path) -> None:
+    document = load(path)
+    named = [
+        parameter["value"]
+        for template in document["spec"].get("templates", [])
+        for parameter in template.get("inputs", {}).get("parameters", [])
+        if parameter["name"] == "benchmarks"
+    ] + [
+        parameter["value"]
+        for parameter in document["spec"].get("arguments", {}).get("parameters", [])
+        if parameter["name"] == "benchmarks"
+    ]
+    for value in named:
+        assert parse_benchmarks(value)
 
 
 @pytest.mark.parametrize("path", COMPONENT_FILES, ids=lambda path: path.stem)
@@ -256,11 +313,13 @@ def test_every_task_references_a_component_with_matching_arguments(path: Path) -
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda path: path.stem)
 def test_evaluations_run_in_parallel_and_feed_the_gate(path: Path) -> None:
     tasks = dag_tasks(load(path), "main")
-    dependencies = {name: tasks[name]["depends"] for name in EVALUATIONS}
-    assert len(set(dependencies.values())) == 1, dependencies
     assert direct_dependencies(tasks["gate"]) == set(EVALUATIONS)
     for name in EVALUATIONS:
         assert not set(EVALUATIONS) & ancestors(tasks, name)
+        # Base evaluations start at once: nothing about training is upstream of them (upload only puts the
+        # test split in the Data Store, where the business and judge Evaluator jobs read it).
+        if name.startswith("base-"):
+            assert ancestors(tasks, name) <= {"prepare", "prepare-benchmarks", "upload"}
     # The outcome is recorded whether the gate accepts or rejects.
     assert tasks["log"]["depends"] == "gate.Succeeded || gate.Failed"
 
@@ -270,30 +329,44 @@ def test_lora_pipeline_order_gate_before_deploy() -> None:
     assert ancestors(tasks, "customize") == {"prepare", "upload"}
     assert "customize" in ancestors(tasks, "adapter-ready")
     for name in EVALUATIONS:
-        assert "adapter-ready" in ancestors(tasks, name)
+        assert ("adapter-ready" in ancestors(tasks, name)) is name.startswith("candidate-")
     assert {"gate", "log"} <= ancestors(tasks, "deploy")
     assert tasks["deploy"]["depends"] == "gate.Succeeded && log.Succeeded"
-    promote = {
-        name: {p["name"]: p["value"] for p in tasks[name]["arguments"]["parameters"]}["promote"]
-        for name in ("adapter-ready", "deploy")
+    # A candidate the gate did not accept leaves the Entity Store, hence NIM.
+    assert tasks["discard"]["depends"].startswith("gate.Failed")
+    arguments = {
+        name: {p["name"]: p["value"] for p in tasks[name]["arguments"]["parameters"]}
+        for name in ("adapter-ready", "deploy", "discard")
     }
-    assert promote == {"adapter-ready": "false", "deploy": "true"}
+    assert arguments["adapter-ready"]["promote"] == "false"
+    assert arguments["deploy"]["promote"] == "true"
+    assert arguments["deploy"]["alias"] == "{{workflow.parameters.promoted-model}}"
+    # The candidate is served under a name no production client calls; only the alias is production's.
+    output_model = {p["name"]: p["value"] for p in tasks["customize"]["arguments"]["parameters"]}["output-model"]
+    assert output_model.endswith("-candidate-{{workflow.uid}}")
+    assert arguments["deploy"]["model"] == arguments["discard"]["model"] == arguments["adapter-ready"]["model"]
 
 
 def test_new_base_model_pipeline_neither_trains_nor_deploys() -> None:
     tasks = dag_tasks(load(PIPELINES / "workflows" / "evaluate-new-base-model.yaml"), "main")
     steps = {task["templateRef"]["name"] for task in tasks.values()}
-    assert not steps & {"llmops-upload-dataset", "llmops-customize", "llmops-deploy-adapter"}
+    assert not steps & {"llmops-customize", "llmops-deploy-adapter", "llmops-discard-adapter"}
+    # It uploads the prepared dataset only so the Evaluator can read the test split.
+    assert not {"customize", "deploy"} & tasks.keys()
 
 
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda path: path.stem)
-def test_exit_handler_closes_the_mlflow_run_with_the_workflow_outcome(path: Path) -> None:
+def test_exit_handler_cancels_jobs_and_closes_the_mlflow_run_with_the_workflow_outcome(path: Path) -> None:
     workflow = load(path)
     tasks = dag_tasks(workflow, workflow["spec"]["onExit"])
-    [task] = tasks.values()
-    assert task["templateRef"]["name"] == "llmops-log-to-mlflow"
-    arguments = {parameter["name"]: parameter["value"] for parameter in task["arguments"]["parameters"]}
+    assert {name: task["templateRef"]["name"] for name, task in tasks.items()} == {
+        "cancel-jobs": "llmops-cancel-jobs",
+        "close-mlflow-run": "llmops-log-to-mlflow",
+    }
+    assert tasks["cancel-jobs"]["when"] == "{{workflow.status}} != Succeeded"
+    arguments = {p["name"]: p["value"] for p in tasks["close-mlflow-run"]["arguments"]["parameters"]}
     assert arguments["workflow-status"] == "{{workflow.status}}"
     assert arguments["failures"] == "{{workflow.failures}}"
     # Exit handlers cannot rely on task outputs: the tasks may never have run.
-    assert not TASK_REFERENCE.search("\n".join(strings(task)))
+    for task in tasks.values():
+        assert not TASK_REFERENCE.search("\n".join(strings(task)))

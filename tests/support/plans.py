@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+import pytest
 
 from planner.evaluate import Evaluation, evaluate
 from planner.policy_runner import Verdict, run_policies
@@ -23,6 +26,9 @@ SEEDED_SECRETS = {
     "llmops:gatewayApiKey": "SEEDED-gateway-key-3e7d",
     "llmops:mlflowDbPassword": "SEEDED-mlflow-db-61f0",
     "llmops:mlflowAdminPassword": "SEEDED-mlflow-admin-c2b9",
+    "llmops:postgresAdminPassword": "SEEDED-postgres-admin-5d3a",
+    "llmops:argoArchiveDbPassword": "SEEDED-argo-archive-db-e84c",
+    "llmops:ciRunnerGithubToken": "github_pat_SEEDED_runner_8d41",
 }
 
 
@@ -74,3 +80,20 @@ def plan_of(stack: str) -> Plan:
     evaluation = evaluate(stack, secret_values=SEEDED_SECRETS)
     assert evaluation.ok, evaluation.config_problems
     return Plan(evaluation, run_policies(evaluation.registrations, POLICIES, PACK_ENFORCEMENT))
+
+
+def stack_fixtures(load: Callable[[str], Plan], scope: Literal["session", "module"]) -> tuple[Any, ...]:
+    """The fixtures `dev`, `staging`, `prod` and `any_stack` (each shipped stack), each plan from `load`.
+    Unpack them into a conftest (session-wide) or a test module (module-wide, to override them)."""
+
+    def one(stack: str) -> Any:
+        def plan() -> Plan:
+            return load(stack)
+
+        return pytest.fixture(scope=scope, name=stack)(plan)
+
+    def any_stack(request: pytest.FixtureRequest) -> Plan:
+        return load(request.param)
+
+    any_stack_fixture = pytest.fixture(scope=scope, params=STACKS, name="any_stack")(any_stack)
+    return (*(one(stack) for stack in STACKS), any_stack_fixture)

@@ -35,6 +35,15 @@ def hourly(key: str, category: str, detail: str) -> Pricer:
     return price
 
 
+def public_ip_prefix(stack: PricedStack, r: Registration) -> list[LineItem]:
+    """Every address of the prefix is billed as a Standard public IP."""
+    length = get_path(stack.inputs[r.urn], "prefixLength", default=28)
+    addresses = 2 ** (32 - int(length))
+    hourly = float(stack.prices["network"]["publicIpStandardHour"]) * addresses
+    monthly = hourly * stack.hours() * stack.multiplier(r.urn)
+    return [flat_item(r.name, r.type, "network", f"public IP prefix /{length} ({addresses} addresses)", monthly)]
+
+
 def private_zone(stack: PricedStack, r: Registration) -> list[LineItem]:
     monthly = float(stack.prices["network"]["privateDnsZoneMonth"])
     return [flat_item(r.name, r.type, "network", "private DNS zone", monthly)]

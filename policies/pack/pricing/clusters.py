@@ -94,7 +94,14 @@ def managed_cluster(stack: PricedStack, r: Registration) -> list[LineItem]:
         items.append(flat_item(f"{r.name} control plane", r.type, "control-plane", f"AKS {tier} tier", rate * hours))
     network = prices["network"]
     outbound = str(get_path(spec, "networkProfile", "outboundType", default="loadBalancer"))
-    if outbound == "loadBalancer":
+    # Outbound IPs or prefixes of our own are priced as their own resources; otherwise AKS adds one public IP.
+    own_egress = get_path(spec, "networkProfile", "loadBalancerProfile", "outboundIPPrefixes") or get_path(
+        spec, "networkProfile", "loadBalancerProfile", "outboundIPs"
+    )
+    if outbound == "loadBalancer" and own_egress:
+        hourly = network["loadBalancerStandardHour"] * multiplier
+        items.append(flat_item(f"{r.name} outbound", r.type, "network", "Standard LB", hourly * hours))
+    elif outbound == "loadBalancer":
         hourly = (network["loadBalancerStandardHour"] + network["publicIpStandardHour"]) * multiplier
         items.append(
             flat_item(f"{r.name} outbound", r.type, "network", "Standard LB + outbound public IP", hourly * hours)

@@ -19,12 +19,14 @@ PRICERS: dict[str, Pricer] = {
     AGENT_POOL: clusters.agent_pool,
     "azure-native:dbforpostgresql:Server": azure.postgres,
     "azure-native:network:PublicIPAddress": azure.hourly("publicIpStandardHour", "network", "Standard public IP"),
+    "azure-native:network:PublicIPPrefix": azure.public_ip_prefix,
     "azure-native:network:LoadBalancer": azure.hourly("loadBalancerStandardHour", "network", "Standard load balancer"),
     "azure-native:network:NatGateway": azure.hourly("natGatewayHour", "network", "NAT gateway"),
     "azure-native:network:PrivateEndpoint": azure.hourly("privateEndpointHour", "network", "private endpoint"),
     "azure-native:privatedns:PrivateZone": azure.private_zone,
     "azure-native:storage:StorageAccount": azure.storage_account,
     "azure-native:operationalinsights:Workspace": azure.usage_note("log ingestion, about $2.30/GB (Analytics logs)"),
+    "azure-native:app:Job": azure.usage_note("Container Apps job: vCPU- and GiB-seconds while a runner runs"),
     "kubernetes:core/v1:PersistentVolumeClaim": claims.persistent_volume_claim,
     "kubernetes:apps/v1:StatefulSet": claims.stateful_set,
     HELM_RELEASE: claims.helm_release,
@@ -53,7 +55,8 @@ def estimate(
             report.items += pricer(stack, r)
         elif r.type.startswith("azure-native:") and not is_free(r.type, prices):
             not_priced.add(r.type)
-    report.items += serving_floor(stack)
+    floor, report.schedules = serving_floor(stack)
+    report.items += floor
     report.items += existing_cluster(stack, options)
     report.fine_tuning = fine_tuning(stack)
     if estimated:

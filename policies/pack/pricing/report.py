@@ -65,6 +65,24 @@ class GpuHour:
         return self.node_hour / self.gpus
 
 
+@dataclass(frozen=True)
+class ServingSchedule:
+    """A model server that serves only inside a weekly window, in USD per month: the GPU nodes it adds beyond the
+    pools' minimum inside the window (`scheduled`) and around the clock (`always_on`); idle it adds nothing."""
+
+    release: str
+    window: str
+    hours_per_month: float
+    replicas: int
+    gpus: int
+    scheduled: float
+    always_on: float
+
+    @property
+    def saving(self) -> float:
+        return self.always_on - self.scheduled
+
+
 @dataclass
 class CostReport:
     currency: str
@@ -78,6 +96,7 @@ class CostReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     fine_tuning: GpuHour | None = None
+    schedules: list[ServingSchedule] = field(default_factory=list)
     options: CostOptions = CostOptions()
 
     def monthly(self, measure: Measure) -> float:
@@ -117,6 +136,20 @@ class CostReport:
                 "gpuHourUsd": round(self.fine_tuning.gpu_hour, 4),
                 "onDemandNodeHourUsd": round(self.fine_tuning.on_demand_node_hour, 4),
             },
+            "servingSchedules": [
+                {
+                    "release": sc.release,
+                    "window": sc.window,
+                    "hoursPerMonth": round(sc.hours_per_month, 1),
+                    "replicas": sc.replicas,
+                    "gpus": sc.gpus,
+                    "idle": 0.0,
+                    "scheduled": round(sc.scheduled, 2),
+                    "alwaysOn": round(sc.always_on, 2),
+                    "saving": round(sc.saving, 2),
+                }
+                for sc in self.schedules
+            ],
             "items": [
                 {
                     "name": i.name,
