@@ -20,7 +20,6 @@ from components.config import GatewayConfig
 from components.container_sizing import requests_limits
 from components.gateway_objects import (
     ACME_LISTENER,
-    ENVOY_GATEWAY_VERSION,
     GATEWAY,
     GATEWAY_API,
     GATEWAY_API_VERSION,
@@ -260,29 +259,14 @@ class EnvoyGateway(pulumi.ComponentResource):
 
         tls_secret = self._certificate(config, cert_manager_version, certificate_after)
 
-        proxy = objects.custom(
-            "proxy",
-            ENVOY_GATEWAY_VERSION,
-            "EnvoyProxy",
-            PROXY_CONFIG,
-            {
-                "provider": {
-                    "type": "Kubernetes",
-                    "kubernetes": {
-                        "envoyDeployment": {"replicas": 2},
-                        "envoyPDB": {"minAvailable": 1},
-                        # `Local` keeps the client's source address, which the passthrough allowlist matches on.
-                        "envoyService": {
-                            "name": SERVICE,
-                            "type": "LoadBalancer",
-                            "externalTrafficPolicy": "Local",
-                            **({"annotations": dict(service_annotations)} if service_annotations else {}),
-                        },
-                    },
-                }
-            },
-            depends_on=[*crds, *service_ready],
-        )
+        # `Local` keeps the client's source address, which the passthrough allowlist matches on.
+        envoy_service = {
+            "name": SERVICE,
+            "type": "LoadBalancer",
+            "externalTrafficPolicy": "Local",
+            **({"annotations": dict(service_annotations)} if service_annotations else {}),
+        }
+        proxy = objects.envoy_proxy(PROXY_CONFIG, envoy_service, [*crds, *service_ready])
         gateway_class = objects.gateway_class(GATEWAY_CLASS, PROXY_CONFIG, proxy, crds)
 
         self.api_server_sni = api_server_host(api_endpoint) if config.passthrough else None

@@ -97,6 +97,29 @@ class GatewayObjects:
             opts=self.options(depends_on),
         )
 
+    def envoy_proxy(
+        self, proxy_config: str, envoy_service: Mapping[str, Any], depends_on: Sequence[pulumi.Resource]
+    ) -> k8s.apiextensions.CustomResource:
+        """The EnvoyProxy that shapes the proxies: two replicas kept one at a time through disruptions, and the
+        Service `envoy_service` in front of them."""
+        return self.custom(
+            "proxy",
+            ENVOY_GATEWAY_VERSION,
+            "EnvoyProxy",
+            proxy_config,
+            {
+                "provider": {
+                    "type": "Kubernetes",
+                    "kubernetes": {
+                        "envoyDeployment": {"replicas": 2},
+                        "envoyPDB": {"minAvailable": 1},
+                        "envoyService": dict(envoy_service),
+                    },
+                }
+            },
+            depends_on=depends_on,
+        )
+
     def gateway_class(
         self, class_name: str, proxy_config: str, proxy: pulumi.Resource, crds: Sequence[pulumi.Resource]
     ) -> k8s.apiextensions.CustomResource:

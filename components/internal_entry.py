@@ -171,23 +171,7 @@ class InternalEntry(pulumi.ComponentResource):
             provider=provider,
         )
         crds = [self.release]
-        proxy = objects.custom(
-            "proxy",
-            ENVOY_GATEWAY_VERSION,
-            "EnvoyProxy",
-            PROXY_CONFIG,
-            {
-                "provider": {
-                    "type": "Kubernetes",
-                    "kubernetes": {
-                        "envoyDeployment": {"replicas": 2},
-                        "envoyPDB": {"minAvailable": 1},
-                        "envoyService": internal_service(address),
-                    },
-                }
-            },
-            depends_on=crds,
-        )
+        proxy = objects.envoy_proxy(PROXY_CONFIG, internal_service(address), crds)
         gateway_class = objects.gateway_class(GATEWAY_CLASS, PROXY_CONFIG, proxy, crds)
         gateway = objects.custom(
             "gateway",

@@ -46,12 +46,10 @@ def _cluster_admin_assignments(args: StackValidationArgs, cluster: PolicyResourc
     return found
 
 
-@RULES.stack(
-    "aks-deployer-cluster-admin",
-    "Every AKS cluster grants the deploying identity AKS RBAC Cluster Admin, and its Kubernetes provider waits for it.",
-    MANDATORY,
-)
+@RULES.stack("aks-deployer-cluster-admin", MANDATORY)
 def aks_deployer_cluster_admin(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Every AKS cluster grants the deploying identity AKS RBAC Cluster Admin, and its Kubernetes provider waits for
+    it."""
     clusters = resources_of(args, MANAGED_CLUSTER)
     if not clusters:
         args.not_applicable("no AKS cluster")
@@ -119,12 +117,10 @@ def _admits(cidrs: list[str], egress: PolicyResource) -> bool:
 
 
 @RULES.stack(
-    "gateway-passthrough-admits-management-egress",
-    "The management cluster leaves from a fixed egress, and the GPU apiserver passthrough's allowlist admits it.",
-    MANDATORY,
-    PolicyConfigSchema(properties=dict(MANAGEMENT_KNOBS)),
+    "gateway-passthrough-admits-management-egress", MANDATORY, PolicyConfigSchema(properties=dict(MANAGEMENT_KNOBS))
 )
 def gateway_passthrough_admits_management_egress(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """The management cluster leaves from a fixed egress, and the GPU apiserver passthrough's allowlist admits it."""
     listeners = _passthrough_listeners(args)
     if not listeners:
         args.not_applicable("no TLS passthrough listener")

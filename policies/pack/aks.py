@@ -17,12 +17,9 @@ def _only_clusters(args: ResourceValidationArgs) -> None:
     only(args, "not an AKS cluster", MANAGED_CLUSTER)
 
 
-@RULES.resource(
-    "aks-entra-id-rbac",
-    "AKS clusters authenticate through Entra ID with Azure RBAC and have local accounts disabled.",
-    MANDATORY,
-)
+@RULES.resource("aks-entra-id-rbac", MANDATORY)
 def aks_entra_id_rbac(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """AKS clusters authenticate through Entra ID with Azure RBAC and have local accounts disabled."""
     _only_clusters(args)
     props = args.props
     problems = []
@@ -38,10 +35,9 @@ def aks_entra_id_rbac(args: ResourceValidationArgs, report_violation: ReportViol
         report_violation(f"Cluster {args.name!r}: " + "; ".join(problems) + ".", None)
 
 
-@RULES.resource(
-    "aks-api-server-restricted", "The AKS API server is private or restricted to authorized IP ranges.", MANDATORY
-)
+@RULES.resource("aks-api-server-restricted", MANDATORY)
 def aks_api_server_restricted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The AKS API server is private or restricted to authorized IP ranges."""
     _only_clusters(args)
     access = get_path(args.props, "apiServerAccessProfile", default={})
     if get_path(access, "enablePrivateCluster") is True:
@@ -57,8 +53,9 @@ def aks_api_server_restricted(args: ResourceValidationArgs, report_violation: Re
         report_violation(f"Cluster {args.name!r} authorizes every address ({', '.join(ranges)}).", None)
 
 
-@RULES.resource("aks-workload-identity", "AKS clusters enable the OIDC issuer and workload identity.", MANDATORY)
+@RULES.resource("aks-workload-identity", MANDATORY)
 def aks_workload_identity(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """AKS clusters enable the OIDC issuer and workload identity."""
     _only_clusters(args)
     missing = []
     if get_path(args.props, "oidcIssuerProfile", "enabled") is not True:
@@ -76,8 +73,9 @@ def aks_workload_identity(args: ResourceValidationArgs, report_violation: Report
 _NETWORK_POLICY_ENGINES = ("azure", "calico", "cilium")
 
 
-@RULES.resource("aks-network-policy", "AKS clusters run a network policy engine (Azure, Calico or Cilium).", MANDATORY)
+@RULES.resource("aks-network-policy", MANDATORY)
 def aks_network_policy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """AKS clusters run a network policy engine (Azure, Calico or Cilium)."""
     _only_clusters(args)
     engine = get_path(args.props, "networkProfile", "networkPolicy")
     if str(engine or "").lower() not in _NETWORK_POLICY_ENGINES:
@@ -92,12 +90,9 @@ def _ignores(ignore_changes: list[str], *paths: str) -> bool:
     return any(path in ignore_changes for path in paths)
 
 
-@RULES.resource(
-    "aks-autoscaled-counts-ignored",
-    "Autoscaled node pools leave their node count to the autoscaler (count in ignore_changes).",
-    MANDATORY,
-)
+@RULES.resource("aks-autoscaled-counts-ignored", MANDATORY)
 def aks_autoscaled_counts_ignored(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Autoscaled node pools leave their node count to the autoscaler (count in ignore_changes)."""
     ignored = list(args.opts.ignore_changes or [])
     if args.resource_type == MANAGED_CLUSTER:
         for index, profile in enumerate(items_of(get_path(args.props, "agentPoolProfiles"))):
@@ -122,12 +117,9 @@ def aks_autoscaled_counts_ignored(args: ResourceValidationArgs, report_violation
         args.not_applicable("not an AKS cluster or node pool")
 
 
-@RULES.resource(
-    "aks-user-pools-as-agent-pools",
-    "Only the system pool is declared inline; every other pool is its own AgentPool resource.",
-    MANDATORY,
-)
+@RULES.resource("aks-user-pools-as-agent-pools", MANDATORY)
 def aks_user_pools_as_agent_pools(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Only the system pool is declared inline; every other pool is its own AgentPool resource."""
     _only_clusters(args)
     profiles = items_of(get_path(args.props, "agentPoolProfiles"))
     inline_users = [str(get_path(p, "name")) for p in profiles if get_path(p, "mode") != "System"]
@@ -151,10 +143,9 @@ _SKU_TIER_SCHEMA = PolicyConfigSchema(
 )
 
 
-@RULES.resource(
-    "aks-sku-tier-in-prod", "Production AKS clusters use the Standard or Premium tier.", MANDATORY, _SKU_TIER_SCHEMA
-)
+@RULES.resource("aks-sku-tier-in-prod", MANDATORY, _SKU_TIER_SCHEMA)
 def aks_sku_tier_in_prod(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Production AKS clusters use the Standard or Premium tier."""
     _only_clusters(args)
     config = knobs(args, _SKU_TIER_SCHEMA)
     environment = resource_environment(args, config)
@@ -172,13 +163,9 @@ def aks_sku_tier_in_prod(args: ResourceValidationArgs, report_violation: ReportV
 _MANAGEMENT_SCHEMA = PolicyConfigSchema(properties=dict(MANAGEMENT_KNOBS))
 
 
-@RULES.resource(
-    "aks-management-cluster-cpu-only",
-    "The management cluster and its pools use no GPU VM sizes.",
-    MANDATORY,
-    _MANAGEMENT_SCHEMA,
-)
+@RULES.resource("aks-management-cluster-cpu-only", MANDATORY, _MANAGEMENT_SCHEMA)
 def aks_management_cluster_cpu_only(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The management cluster and its pools use no GPU VM sizes."""
     only(args, "not an AKS cluster or node pool", MANAGED_CLUSTER, AGENT_POOL)
     config = knobs(args, _MANAGEMENT_SCHEMA)
     if not is_management(args.name, config):

@@ -30,13 +30,10 @@ def _version_channel(cluster: PolicyResource) -> str | None:
     return str(channel) if str(channel) in VERSION_UPGRADE_CHANNELS else None
 
 
-@RULES.stack(
-    "aks-upgrade-channel-ignores-versions",
-    "An AKS cluster whose auto-upgrade channel moves its Kubernetes version (patch, stable, rapid) ignores "
-    "kubernetesVersion, and its node pools orchestratorVersion, so no later `up` asks AKS for a downgrade.",
-    MANDATORY,
-)
+@RULES.stack("aks-upgrade-channel-ignores-versions", MANDATORY)
 def aks_upgrade_channel_ignores_versions(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """An AKS cluster whose auto-upgrade channel moves its Kubernetes version (patch, stable, rapid) ignores
+    kubernetesVersion, and its node pools orchestratorVersion, so no later `up` asks AKS for a downgrade."""
     channels = {
         r.urn: channel
         for r in args.resources
@@ -83,13 +80,10 @@ def _surge_is_zero(value: Any) -> bool:
     return value is not None and str(value).strip().rstrip("%") == "0"
 
 
-@RULES.resource(
-    "aks-gpu-pools-upgrade-without-surge",
-    "Regular GPU node pools upgrade without surge nodes (upgradeSettings.maxSurge 0, maxUnavailable at least 1): "
-    "a surge node is one more GPU VM, which needs spare GPU quota.",
-    ADVISORY,
-)
+@RULES.resource("aks-gpu-pools-upgrade-without-surge", ADVISORY)
 def aks_gpu_pools_upgrade_without_surge(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Regular GPU node pools upgrade without surge nodes (upgradeSettings.maxSurge 0, maxUnavailable at least 1): a
+    surge node is one more GPU VM, which needs spare GPU quota."""
     only(args, "not an AKS node pool", AGENT_POOL)
     if str(get_path(args.props, "vmSize", default="")) not in GPU_SKUS:
         args.not_applicable("not a GPU node pool")
@@ -120,13 +114,10 @@ def _container_insights_rule(rule: PolicyResource) -> bool:
     )
 
 
-@RULES.stack(
-    "aks-container-insights-has-data-collection-rule",
-    "An AKS cluster with Container Insights on AAD auth (omsagent, useAADAuth) has a data collection rule with "
-    "the ContainerInsights extension associated with it; without one the agent collects nothing.",
-    MANDATORY,
-)
+@RULES.stack("aks-container-insights-has-data-collection-rule", MANDATORY)
 def aks_container_insights_has_dcr(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """An AKS cluster with Container Insights on AAD auth (omsagent, useAADAuth) has a data collection rule with the
+    ContainerInsights extension associated with it; without one the agent collects nothing."""
     monitored = [
         r
         for r in args.resources
@@ -163,13 +154,10 @@ def _namespace_of(resource: PolicyResource) -> Any:
     return get_path(resource.props, "metadata", "namespace")
 
 
-@RULES.stack(
-    "keda-scaled-workloads-have-no-other-hpa",
-    "A workload that a KEDA ScaledObject scales has no other HorizontalPodAutoscaler (a chart's `autoscaling` or "
-    "an authored one): KEDA runs its own, and two autoscalers fight over the replica count.",
-    MANDATORY,
-)
+@RULES.stack("keda-scaled-workloads-have-no-other-hpa", MANDATORY)
 def keda_scaled_workloads_have_no_other_hpa(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """A workload that a KEDA ScaledObject scales has no other HorizontalPodAutoscaler (a chart's `autoscaling` or an
+    authored one): KEDA runs its own, and two autoscalers fight over the replica count."""
     scaled = {
         (r.provider.urn if r.provider else "", _namespace_of(r), get_path(r.props, "spec", "scaleTargetRef", "name")): r
         for r in args.resources

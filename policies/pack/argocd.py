@@ -101,12 +101,9 @@ def argocd_credential_problems(values: Any) -> list[str]:
     return problems
 
 
-@RULES.resource(
-    "argocd-values-carry-no-credentials",
-    "The argo-cd release's values hold no credential: repository, cluster and SSO secrets live in labelled Secrets.",
-    MANDATORY,
-)
+@RULES.resource("argocd-values-carry-no-credentials", MANDATORY)
 def argocd_values_carry_no_credentials(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The argo-cd release's values hold no credential: repository, cluster and SSO secrets live in labelled Secrets."""
     only(args, "not a Helm release", HELM_RELEASE)
     if chart_name(args.props) != ARGOCD_CHART:
         args.not_applicable("not the argo-cd chart")
@@ -144,12 +141,9 @@ def wildcard_problems(spec: Any) -> list[str]:
     return problems
 
 
-@RULES.resource(
-    "argocd-projects-without-wildcards",
-    "No AppProject allows `*` as a source repository, a destination or a whitelisted kind.",
-    MANDATORY,
-)
+@RULES.resource("argocd-projects-without-wildcards", MANDATORY)
 def argocd_projects_without_wildcards(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """No AppProject allows `*` as a source repository, a destination or a whitelisted kind."""
     if project_kind(args.resource_type) is None:
         args.not_applicable("not an ArgoCD AppProject")
     problems = wildcard_problems(get_path(args.props, "spec", default={}))
@@ -176,13 +170,10 @@ def default_project_problems(project: PolicyResource) -> list[str]:
     return problems
 
 
-@RULES.stack(
-    "argocd-default-project-locked",
-    "Where ArgoCD is installed, the program manages its `default` AppProject with no repository, destination "
-    "or cluster-scoped kind.",
-    MANDATORY,
-)
+@RULES.stack("argocd-default-project-locked", MANDATORY)
 def argocd_default_project_locked(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Where ArgoCD is installed, the program manages its `default` AppProject with no repository, destination or
+    cluster-scoped kind."""
     releases = helm_releases(args, ARGOCD_CHART)
     if not releases:
         args.not_applicable("no ArgoCD")

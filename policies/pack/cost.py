@@ -92,13 +92,9 @@ def _registration(resource: PolicyResource) -> Registration:
     )
 
 
-@RULES.stack(
-    POLICY_NAME,
-    "The stack's monthly cost at Azure list prices stays within its budget (llmops:budget).",
-    MANDATORY,
-    _SCHEMA,
-)
+@RULES.stack(POLICY_NAME, MANDATORY, _SCHEMA)
 def monthly_cost_within_budget(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """The stack's monthly cost at Azure list prices stays within its budget (llmops:budget)."""
     options = options_from(knobs(args, _SCHEMA))
     if options.monthly_limit_usd is None:
         args.not_applicable("no budget configured (llmops:budget.monthlyLimitUsd)")

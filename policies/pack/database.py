@@ -22,12 +22,9 @@ def _only_servers(args: ResourceValidationArgs) -> None:
     only(args, "not a PostgreSQL flexible server", POSTGRES_SERVER)
 
 
-@RULES.resource(
-    "postgres-require-secure-transport",
-    "PostgreSQL servers keep require_secure_transport on and TLS 1.2 as the minimum.",
-    MANDATORY,
-)
+@RULES.resource("postgres-require-secure-transport", MANDATORY)
 def postgres_require_secure_transport(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """PostgreSQL servers keep require_secure_transport on and TLS 1.2 as the minimum."""
     only(args, "not a PostgreSQL server parameter", POSTGRES_CONFIGURATION)
     parameter = str(get_path(args.props, "configurationName", default="") or args.name).lower()
     value = str(get_path(args.props, "value", default="") or "").strip().lower()
@@ -46,10 +43,9 @@ _RETENTION_SCHEMA = PolicyConfigSchema(
 )
 
 
-@RULES.resource(
-    "postgres-backup-retention", "PostgreSQL servers keep at least 7 days of backups.", MANDATORY, _RETENTION_SCHEMA
-)
+@RULES.resource("postgres-backup-retention", MANDATORY, _RETENTION_SCHEMA)
 def postgres_backup_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """PostgreSQL servers keep at least 7 days of backups."""
     _only_servers(args)
     minimum = int(knobs(args, _RETENTION_SCHEMA)["minRetentionDays"])
     days = int(get_path(args.props, "backup", "backupRetentionDays", default=AZURE_DEFAULT_RETENTION_DAYS))
@@ -63,13 +59,9 @@ def postgres_backup_retention(args: ResourceValidationArgs, report_violation: Re
 _GEO_SCHEMA = PolicyConfigSchema(properties=dict(ENVIRONMENT_KNOBS))
 
 
-@RULES.resource(
-    "postgres-geo-redundant-backup-in-prod",
-    "Production PostgreSQL servers keep geo-redundant backups.",
-    MANDATORY,
-    _GEO_SCHEMA,
-)
+@RULES.resource("postgres-geo-redundant-backup-in-prod", MANDATORY, _GEO_SCHEMA)
 def postgres_geo_redundant_backup_in_prod(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Production PostgreSQL servers keep geo-redundant backups."""
     _only_servers(args)
     config = knobs(args, _GEO_SCHEMA)
     environment = resource_environment(args, config)
@@ -83,10 +75,9 @@ def postgres_geo_redundant_backup_in_prod(args: ResourceValidationArgs, report_v
         )
 
 
-@RULES.resource(
-    "postgres-no-open-firewall", "PostgreSQL firewall rules open neither the internet nor all of Azure.", MANDATORY
-)
+@RULES.resource("postgres-no-open-firewall", MANDATORY)
 def postgres_no_open_firewall(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """PostgreSQL firewall rules open neither the internet nor all of Azure."""
     only(args, "not a PostgreSQL firewall rule", POSTGRES_FIREWALL_RULE)
     start = str(get_path(args.props, "startIpAddress", default=""))
     end = str(get_path(args.props, "endIpAddress", default=""))

@@ -108,12 +108,9 @@ def _report_uncovered_routes(
         )
 
 
-@RULES.stack(
-    "gateway-routes-authenticated",
-    "Every gateway HTTPRoute is covered by an authenticating Envoy Gateway SecurityPolicy.",
-    MANDATORY,
-)
+@RULES.stack("gateway-routes-authenticated", MANDATORY)
 def gateway_routes_authenticated(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Every gateway HTTPRoute is covered by an authenticating Envoy Gateway SecurityPolicy."""
     _report_uncovered_routes(
         args,
         report_violation,
@@ -130,12 +127,9 @@ def _rate_limits(policy: PolicyResource) -> bool:
     return any(get_path(rule, "shadowMode") is not True for rule in rules)
 
 
-@RULES.stack(
-    "gateway-routes-rate-limited",
-    "Every gateway HTTPRoute is rate limited by an Envoy Gateway BackendTrafficPolicy.",
-    MANDATORY,
-)
+@RULES.stack("gateway-routes-rate-limited", MANDATORY)
 def gateway_routes_rate_limited(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Every gateway HTTPRoute is rate limited by an Envoy Gateway BackendTrafficPolicy."""
     _report_uncovered_routes(
         args,
         report_violation,
@@ -162,12 +156,9 @@ def allowlist_cidrs(policy: PolicyResource) -> list[str] | None:
     return allowed or None
 
 
-@RULES.stack(
-    "gateway-passthrough-allowlisted",
-    "The TLS passthrough listener (kube-apiserver) only admits allowlisted client CIDRs.",
-    MANDATORY,
-)
+@RULES.stack("gateway-passthrough-allowlisted", MANDATORY)
 def gateway_passthrough_allowlisted(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """The TLS passthrough listener (kube-apiserver) only admits allowlisted client CIDRs."""
     listeners = []
     for gateway in kube_resources_of(args, GATEWAY_API, "Gateway"):
         for listener in items_of(get_path(gateway.props, "spec", "listeners")):

@@ -79,7 +79,10 @@ _GPU_TAINT_SCHEMA = PolicyConfigSchema(properties=dict(MANAGEMENT_KNOBS))
 
 
 @RULES.resource(
-    "gpu-pools-tainted", f"GPU node pools carry the `{GPU_TAINT_KEY}` NoSchedule taint.", MANDATORY, _GPU_TAINT_SCHEMA
+    "gpu-pools-tainted",
+    MANDATORY,
+    _GPU_TAINT_SCHEMA,
+    description=f"GPU node pools carry the `{GPU_TAINT_KEY}` NoSchedule taint.",
 )
 def gpu_pools_tainted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     config = knobs(args, _GPU_TAINT_SCHEMA)
@@ -102,13 +105,9 @@ _SCALE_FROM_ZERO_SCHEMA = PolicyConfigSchema(
 )
 
 
-@RULES.resource(
-    "gpu-pools-scale-from-zero",
-    "Outside production, GPU node pools autoscale from zero.",
-    ADVISORY,
-    _SCALE_FROM_ZERO_SCHEMA,
-)
+@RULES.resource("gpu-pools-scale-from-zero", ADVISORY, _SCALE_FROM_ZERO_SCHEMA)
 def gpu_pools_scale_from_zero(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Outside production, GPU node pools autoscale from zero."""
     config = knobs(args, _SCALE_FROM_ZERO_SCHEMA)
     pools = _gpu_pools(args, config)
     environment = resource_environment(args, config)
@@ -135,14 +134,10 @@ def _operator_installs_driver(release: Any) -> bool:
     return truthy(enabled)
 
 
-@RULES.stack(
-    "gpu-driver-ownership",
-    "Exactly one party installs the NVIDIA driver: AKS GPU pools use gpuProfile.driver 'None' "
-    "exactly when the GPU Operator's driver.enabled is true.",
-    MANDATORY,
-    _GPU_TAINT_SCHEMA,
-)
+@RULES.stack("gpu-driver-ownership", MANDATORY, _GPU_TAINT_SCHEMA)
 def gpu_driver_ownership(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Exactly one party installs the NVIDIA driver: AKS GPU pools use gpuProfile.driver 'None' exactly when the GPU
+    Operator's driver.enabled is true."""
     config = knobs(args, _GPU_TAINT_SCHEMA)
     operators = helm_releases(args, GPU_OPERATOR_CHART)
     pools = [
@@ -207,7 +202,7 @@ def _gpu_count(value: Any) -> float:
         return 0
 
 
-@RULES.resource("nim-requests-gpus", f"NIM deployments request at least one `{GPU_RESOURCE}`.", MANDATORY)
+@RULES.resource("nim-requests-gpus", MANDATORY, description=f"NIM deployments request at least one `{GPU_RESOURCE}`.")
 def nim_requests_gpus(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     for label, _, spec in _nim_specs(args):
         limits = get_path(spec, "resources", "limits", default={})
@@ -248,9 +243,9 @@ def tolerates_gpu_taint(toleration: Any, taint_value: str) -> bool:
 
 @RULES.resource(
     "nim-tolerates-gpu-taint",
-    f"NIM deployments tolerate the `{GPU_TAINT_KEY}` taint of GPU nodes.",
     MANDATORY,
     _TOLERATION_SCHEMA,
+    description=f"NIM deployments tolerate the `{GPU_TAINT_KEY}` taint of GPU nodes.",
 )
 def nim_tolerates_gpu_taint(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     taint_value = str(knobs(args, _TOLERATION_SCHEMA)["gpuTaintValue"])
@@ -276,8 +271,9 @@ def _cache_persisted(shape: str, spec: Any) -> bool:
     return is_mapping(pvc) and bool(get_path(pvc, "name") or truthy(get_path(pvc, "create", default=False)))
 
 
-@RULES.resource("nim-persists-model-cache", "NIM deployments keep the model cache on a persistent volume.", MANDATORY)
+@RULES.resource("nim-persists-model-cache", MANDATORY)
 def nim_persists_model_cache(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """NIM deployments keep the model cache on a persistent volume."""
     for label, shape, spec in _nim_specs(args):
         if not _cache_persisted(shape, spec):
             where = "persistence.enabled" if shape == "chart" else "spec.storage (nimCache or pvc)"
@@ -295,13 +291,9 @@ _STARTUP_SCHEMA = PolicyConfigSchema(
 )
 
 
-@RULES.resource(
-    "nim-startup-allows-model-download",
-    "The NIM startup probe leaves time for the first model download.",
-    ADVISORY,
-    _STARTUP_SCHEMA,
-)
+@RULES.resource("nim-startup-allows-model-download", ADVISORY, _STARTUP_SCHEMA)
 def nim_startup_allows_model_download(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The NIM startup probe leaves time for the first model download."""
     if not is_nim_release(args.resource_type, args.props):
         args.not_applicable("not a nim-llm release")
     minimum = int(knobs(args, _STARTUP_SCHEMA)["minStartupSeconds"])

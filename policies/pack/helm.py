@@ -21,8 +21,9 @@ def _only_releases(args: ResourceValidationArgs) -> None:
     only(args, "not a Helm release", HELM_RELEASE)
 
 
-@RULES.resource("helm-release-pins-version", "Every Helm release pins an exact chart version.", MANDATORY)
+@RULES.resource("helm-release-pins-version", MANDATORY)
 def helm_release_pins_version(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every Helm release pins an exact chart version."""
     _only_releases(args)
     version = get_path(args.props, "version", default="")
     if not _EXACT_VERSION.match(str(version)):
@@ -33,10 +34,9 @@ def helm_release_pins_version(args: ResourceValidationArgs, report_violation: Re
         )
 
 
-@RULES.resource(
-    "helm-release-atomic", "Every Helm release is atomic, cleans up on failure and sets a timeout.", MANDATORY
-)
+@RULES.resource("helm-release-atomic", MANDATORY)
 def helm_release_atomic(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every Helm release is atomic, cleans up on failure and sets a timeout."""
     _only_releases(args)
     missing = [key for key in ("atomic", "cleanupOnFail") if get_path(args.props, key) is not True]
     timeout = get_path(args.props, "timeout")
@@ -87,13 +87,9 @@ def release_repository(props: Any) -> str:
     return ""
 
 
-@RULES.resource(
-    "helm-release-allowed-repository",
-    "Every Helm release installs from an allowed chart repository.",
-    MANDATORY,
-    _REPOSITORY_SCHEMA,
-)
+@RULES.resource("helm-release-allowed-repository", MANDATORY, _REPOSITORY_SCHEMA)
 def helm_release_allowed_repository(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every Helm release installs from an allowed chart repository."""
     _only_releases(args)
     allowed = {_normalized(url) for url in knobs(args, _REPOSITORY_SCHEMA)["allowedRepositories"]}
     repository = release_repository(args.props)
@@ -145,13 +141,9 @@ def helm_image_problems(values: Any, tag_with_repository: bool = False) -> list[
     return problems
 
 
-@RULES.resource(
-    "helm-release-image-tags-pinned",
-    "Image values of Helm releases (`image.tag`, `*.image.tag`) are pinned, never `latest`.",
-    MANDATORY,
-    _IMAGE_TAG_SCHEMA,
-)
+@RULES.resource("helm-release-image-tags-pinned", MANDATORY, _IMAGE_TAG_SCHEMA)
 def helm_release_image_tags_pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Image values of Helm releases (`image.tag`, `*.image.tag`) are pinned, never `latest`."""
     _only_releases(args)
     strict = chart_name(args.props) in knobs(args, _IMAGE_TAG_SCHEMA)["chartsTaggingTheirImage"]
     problems = helm_image_problems(helm_values(args.props), tag_with_repository=strict)
@@ -163,13 +155,10 @@ def helm_release_image_tags_pinned(args: ResourceValidationArgs, report_violatio
 CRD_CHARTS = {"gateway-helm": "gateway-crds-helm"}
 
 
-@RULES.stack(
-    "helm-crds-upgrade-with-chart",
-    "A release whose chart ships CRDs Helm would never upgrade (Envoy Gateway's gateway-helm) skips them and "
-    "depends on that chart's CRD chart (gateway-crds-helm) at the same version.",
-    MANDATORY,
-)
+@RULES.stack("helm-crds-upgrade-with-chart", MANDATORY)
 def helm_crds_upgrade_with_chart(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """A release whose chart ships CRDs Helm would never upgrade (Envoy Gateway's gateway-helm) skips them and depends
+    on that chart's CRD chart (gateway-crds-helm) at the same version."""
     for resource in args.resources:
         if resource.resource_type != HELM_RELEASE or chart_name(resource.props) not in CRD_CHARTS:
             continue

@@ -23,12 +23,9 @@ from .tokens import HELM_RELEASE, KUBERNETES_PROVIDER
 RULES = Rules()
 
 
-@RULES.resource(
-    "kubernetes-explicit-provider",
-    "Every Kubernetes resource names its cluster's explicit provider, never the default one.",
-    MANDATORY,
-)
+@RULES.resource("kubernetes-explicit-provider", MANDATORY)
 def kubernetes_explicit_provider(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every Kubernetes resource names its cluster's explicit provider, never the default one."""
     if not args.resource_type.startswith("kubernetes:"):
         args.not_applicable("not a Kubernetes resource")
     provider = args.provider
@@ -40,10 +37,9 @@ def kubernetes_explicit_provider(args: ResourceValidationArgs, report_violation:
         )
 
 
-@RULES.resource(
-    "kubernetes-provider-cluster-identifier", "Kubernetes providers set a stable clusterIdentifier.", MANDATORY
-)
+@RULES.resource("kubernetes-provider-cluster-identifier", MANDATORY)
 def kubernetes_provider_cluster_identifier(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Kubernetes providers set a stable clusterIdentifier."""
     only(args, "not a Kubernetes provider", KUBERNETES_PROVIDER)
     if not str(get_path(args.props, "clusterIdentifier", default="") or ""):
         report_violation(
@@ -63,8 +59,9 @@ def _namespace_level(args: ResourceValidationArgs) -> str:
     return str(get_path(labels_of(args.props), ENFORCE_LABEL, default="") or "")
 
 
-@RULES.resource("namespace-pod-security-enforced", "Every namespace enforces a Pod Security Standard.", MANDATORY)
+@RULES.resource("namespace-pod-security-enforced", MANDATORY)
 def namespace_pod_security_enforced(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every namespace enforces a Pod Security Standard."""
     level = _namespace_level(args)
     if level not in POD_SECURITY_LEVELS:
         report_violation(
@@ -84,13 +81,9 @@ _PRIVILEGED_SCHEMA = PolicyConfigSchema(
 )
 
 
-@RULES.resource(
-    "namespace-privileged-only-where-needed",
-    "Only the namespaces of node-level components enforce the `privileged` Pod Security level.",
-    ADVISORY,
-    _PRIVILEGED_SCHEMA,
-)
+@RULES.resource("namespace-privileged-only-where-needed", ADVISORY, _PRIVILEGED_SCHEMA)
 def namespace_privileged_only_where_needed(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Only the namespaces of node-level components enforce the `privileged` Pod Security level."""
     level = _namespace_level(args)
     name = meta_name(args.props) or args.name
     if level == "privileged" and name not in knobs(args, _PRIVILEGED_SCHEMA)["privilegedNamespaces"]:
@@ -124,10 +117,9 @@ def authored_image_problems(spec: object) -> list[str]:
     return problems
 
 
-@RULES.resource(
-    "image-tags-pinned", "Images in authored Kubernetes objects carry a tag or digest, never `latest`.", MANDATORY
-)
+@RULES.resource("image-tags-pinned", MANDATORY)
 def image_tags_pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Images in authored Kubernetes objects carry a tag or digest, never `latest`."""
     if kube_kind(args.resource_type) is None:
         args.not_applicable("not an authored Kubernetes object")
     problems = authored_image_problems(args.props)
@@ -159,13 +151,9 @@ def _internal(annotations: object) -> bool:
     return get_path(annotations, INTERNAL_LOAD_BALANCER_ANNOTATION) == "true"
 
 
-@RULES.resource(
-    "no-load-balancer-services",
-    "No LoadBalancer Services except the gateway's and internal (VNet-only) ones.",
-    MANDATORY,
-    _LOAD_BALANCER_SCHEMA,
-)
+@RULES.resource("no-load-balancer-services", MANDATORY, _LOAD_BALANCER_SCHEMA)
 def no_load_balancer_services(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """No LoadBalancer Services except the gateway's and internal (VNet-only) ones."""
     config = knobs(args, _LOAD_BALANCER_SCHEMA)
     if is_kind(args.resource_type, "", "Service"):
         if get_path(args.props, "spec", "type") != "LoadBalancer":
@@ -207,8 +195,9 @@ def no_load_balancer_services(args: ResourceValidationArgs, report_violation: Re
         args.not_applicable("not a Service, EnvoyProxy or Helm release")
 
 
-@RULES.resource("rbac-no-wildcards", "Authored Roles and ClusterRoles grant no wildcard verbs or resources.", MANDATORY)
+@RULES.resource("rbac-no-wildcards", MANDATORY)
 def rbac_no_wildcards(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Authored Roles and ClusterRoles grant no wildcard verbs or resources."""
     if not is_kind(args.resource_type, "rbac.authorization.k8s.io", "Role", "ClusterRole"):
         args.not_applicable("not a Role or ClusterRole")
     wild = []

@@ -25,12 +25,9 @@ def denies_all_ingress(policy_props: object) -> bool:
     return selects_all and isolates_ingress and not items_of(get_path(spec, "ingress"))
 
 
-@RULES.stack(
-    "namespaces-default-deny-ingress",
-    "Every namespace the stack creates has a NetworkPolicy denying all ingress, so each allowed caller is explicit.",
-    MANDATORY,
-)
+@RULES.stack("namespaces-default-deny-ingress", MANDATORY)
 def namespaces_default_deny_ingress(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Every namespace the stack creates has a NetworkPolicy denying all ingress, so each allowed caller is explicit."""
     namespaces = kube_resources_of(args, "", "Namespace")
     if not namespaces:
         args.not_applicable("no Namespace")

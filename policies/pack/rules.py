@@ -24,34 +24,46 @@ _P = TypeVar("_P", ResourceValidationPolicy, StackValidationPolicy)
 
 
 class Rules:
-    """The policies of one area: `@rules.resource(...)` or `@rules.stack(...)` on a check turns it
-    into a policy and appends it to `rules.policies`."""
+    """The policies of one area: `@rules.resource(name, level, schema)` or `@rules.stack(...)` on a check turns it
+    into a policy and appends it to `rules.policies`. The policy's description is the check's docstring (its
+    lines joined), unless `description=` gives one that must be computed."""
 
     def __init__(self) -> None:
         self.policies: list[Policy] = []
 
     def resource(
-        self, name: str, description: str, level: EnforcementLevel, schema: PolicyConfigSchema | None = None
+        self,
+        name: str,
+        level: EnforcementLevel,
+        schema: PolicyConfigSchema | None = None,
+        *,
+        description: str | None = None,
     ) -> Callable[[ResourceValidation], ResourceValidationPolicy]:
-        return self._declare(ResourceValidationPolicy, name, description, level, schema)
+        return self._declare(ResourceValidationPolicy, name, level, schema, description)
 
     def stack(
-        self, name: str, description: str, level: EnforcementLevel, schema: PolicyConfigSchema | None = None
+        self,
+        name: str,
+        level: EnforcementLevel,
+        schema: PolicyConfigSchema | None = None,
+        *,
+        description: str | None = None,
     ) -> Callable[[StackValidation], StackValidationPolicy]:
-        return self._declare(StackValidationPolicy, name, description, level, schema)
+        return self._declare(StackValidationPolicy, name, level, schema, description)
 
     def _declare(
         self,
         kind: Callable[..., _P],
         name: str,
-        description: str,
         level: EnforcementLevel,
         schema: PolicyConfigSchema | None,
+        description: str | None,
     ) -> Callable[[Any], _P]:
         def declare(check: Any) -> _P:
-            policy = kind(
-                name=name, description=description, enforcement_level=level, validate=check, config_schema=schema
-            )
+            text = description if description is not None else " ".join((check.__doc__ or "").split())
+            if not text:
+                raise ValueError(f"policy {name!r} needs a description: give its check a docstring")
+            policy = kind(name=name, description=text, enforcement_level=level, validate=check, config_schema=schema)
             self.policies.append(policy)
             return policy
 

@@ -68,13 +68,9 @@ def _stateful(resource: PolicyResource, config: dict) -> str | None:
     return None
 
 
-@RULES.stack(
-    "stateful-resources-protected-in-prod",
-    "In production, clusters, storage accounts, databases and model caches are protected.",
-    MANDATORY,
-    _STATEFUL_SCHEMA,
-)
+@RULES.stack("stateful-resources-protected-in-prod", MANDATORY, _STATEFUL_SCHEMA)
 def stateful_resources_protected_in_prod(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """In production, clusters, storage accounts, databases and model caches are protected."""
     config = knobs(args, _STATEFUL_SCHEMA)
     environment = stack_environment(args, config)
     if environment not in config["productionEnvironments"]:
@@ -107,10 +103,9 @@ def _management_clusters(args: StackValidationArgs, config: dict) -> list[Policy
     return [r for r in resources_of(args, MANAGED_CLUSTER) if is_management(r.name, config)]
 
 
-@RULES.stack(
-    "single-management-cluster", "The stack declares exactly one management cluster.", MANDATORY, _CLUSTERS_SCHEMA
-)
+@RULES.stack("single-management-cluster", MANDATORY, _CLUSTERS_SCHEMA)
 def single_management_cluster(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """The stack declares exactly one management cluster."""
     config = knobs(args, _CLUSTERS_SCHEMA)
     clusters = _management_clusters(args, config)
     if len(clusters) != 1:
@@ -124,13 +119,9 @@ ARGOCD_CHART = "argo-cd"
 ARGOCD_SECRET_TYPE = "argocd.argoproj.io/secret-type"
 
 
-@RULES.stack(
-    "gpu-cluster-registered-in-argocd",
-    "When the stack has a GPU cluster and ArgoCD, ArgoCD has a cluster Secret for it.",
-    MANDATORY,
-    _CLUSTERS_SCHEMA,
-)
+@RULES.stack("gpu-cluster-registered-in-argocd", MANDATORY, _CLUSTERS_SCHEMA)
 def gpu_cluster_registered_in_argocd(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """When the stack has a GPU cluster and ArgoCD, ArgoCD has a cluster Secret for it."""
     config = knobs(args, _CLUSTERS_SCHEMA)
     pattern = str(config["gpuClusterNamePattern"])
     gpu_clusters = [

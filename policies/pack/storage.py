@@ -18,10 +18,9 @@ def _only_accounts(args: ResourceValidationArgs) -> None:
     only(args, "not a storage account", STORAGE_ACCOUNT)
 
 
-@RULES.resource(
-    "storage-account-secure-transport", "Storage accounts accept HTTPS only, with TLS 1.2 or newer.", MANDATORY
-)
+@RULES.resource("storage-account-secure-transport", MANDATORY)
 def storage_account_secure_transport(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Storage accounts accept HTTPS only, with TLS 1.2 or newer."""
     _only_accounts(args)
     problems = []
     # Azure's default is HTTPS-only; only an explicit false opens plain HTTP.
@@ -36,12 +35,9 @@ def storage_account_secure_transport(args: ResourceValidationArgs, report_violat
         )
 
 
-@RULES.resource(
-    "storage-no-public-blob-access",
-    "Storage accounts forbid anonymous blob access and no container allows it.",
-    MANDATORY,
-)
+@RULES.resource("storage-no-public-blob-access", MANDATORY)
 def storage_no_public_blob_access(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Storage accounts forbid anonymous blob access and no container allows it."""
     if args.resource_type == STORAGE_ACCOUNT:
         if get_path(args.props, "allowBlobPublicAccess") is not False:
             report_violation(
@@ -57,10 +53,9 @@ def storage_no_public_blob_access(args: ResourceValidationArgs, report_violation
         args.not_applicable("not a storage account or blob container")
 
 
-@RULES.resource(
-    "storage-account-no-shared-key", "Storage accounts disable shared key (account key) authorization.", MANDATORY
-)
+@RULES.resource("storage-account-no-shared-key", MANDATORY)
 def storage_account_no_shared_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Storage accounts disable shared key (account key) authorization."""
     _only_accounts(args)
     if get_path(args.props, "allowSharedKeyAccess") is not False:
         report_violation(

@@ -42,13 +42,9 @@ _TAGS_SCHEMA = PolicyConfigSchema(
 )
 
 
-@RULES.resource(
-    "azure-required-tags",
-    "Taggable Azure resources carry the required tags (environment, owner, cost-center).",
-    MANDATORY,
-    _TAGS_SCHEMA,
-)
+@RULES.resource("azure-required-tags", MANDATORY, _TAGS_SCHEMA)
 def azure_required_tags(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Taggable Azure resources carry the required tags (environment, owner, cost-center)."""
     if not args.resource_type.startswith("azure-native:"):
         args.not_applicable("not an Azure resource")
     config = knobs(args, _TAGS_SCHEMA)

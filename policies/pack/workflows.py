@@ -37,8 +37,9 @@ def server_auth_modes(values: Any) -> list[str]:
     return modes
 
 
-@RULES.resource("argo-server-auth-mode", "argo-server does not authenticate with the `server` mode alone.", MANDATORY)
+@RULES.resource("argo-server-auth-mode", MANDATORY)
 def argo_server_auth_mode(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """argo-server does not authenticate with the `server` mode alone."""
     if args.resource_type != HELM_RELEASE or chart_name(args.props) != ARGO_WORKFLOWS_CHART:
         args.not_applicable("not an argo-workflows release")
     modes = server_auth_modes(helm_values(args.props))
@@ -80,13 +81,10 @@ def _deadline_set(value: Any) -> bool:
     return value is not None and str(value) not in ("", "0")
 
 
-@RULES.resource(
-    "workflow-template-active-deadline",
-    "Workflow templates bound their run time with activeDeadlineSeconds (the whole workflow, or "
-    "each step of a template library).",
-    MANDATORY,
-)
+@RULES.resource("workflow-template-active-deadline", MANDATORY)
 def workflow_template_active_deadline(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Workflow templates bound their run time with activeDeadlineSeconds (the whole workflow, or each step of a
+    template library)."""
     spec = _template_spec(args)
     if _runnable(spec):
         if not _deadline_set(get_path(spec, "activeDeadlineSeconds")):
@@ -109,12 +107,9 @@ def _retry_set(value: Any) -> bool:
     return value is not None
 
 
-@RULES.resource(
-    "workflow-template-retry-strategy",
-    "Pod-running steps of workflow templates retry transient failures (retryStrategy).",
-    ADVISORY,
-)
+@RULES.resource("workflow-template-retry-strategy", ADVISORY)
 def workflow_template_retry_strategy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Pod-running steps of workflow templates retry transient failures (retryStrategy)."""
     spec = _template_spec(args)
     missing = _uncovered(spec, "retryStrategy", _retry_set)
     if missing:
@@ -125,12 +120,9 @@ def workflow_template_retry_strategy(args: ResourceValidationArgs, report_violat
         )
 
 
-@RULES.resource(
-    "workflow-template-pod-gc",
-    "Workflow templates that run as workflows garbage-collect their pods (podGC.strategy).",
-    MANDATORY,
-)
+@RULES.resource("workflow-template-pod-gc", MANDATORY)
 def workflow_template_pod_gc(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Workflow templates that run as workflows garbage-collect their pods (podGC.strategy)."""
     spec = _template_spec(args)
     if not _runnable(spec):
         args.not_applicable("a template library; podGC belongs to the workflows that call it")

@@ -84,6 +84,7 @@ class DagRun:
         self.exit_results: dict[str, TaskResult] = {}
         self.status = "Running"
         self.stopped = threading.Event()
+        self.stopped_steps: list[Future[TaskResult]] = []
         self._lock = threading.Lock()
 
     # -- substitution ---------------------------------------------------------------------------
@@ -221,9 +222,10 @@ class DagRun:
         pool = ThreadPoolExecutor(max_workers=len(tasks))
         while len(results) < len(tasks):
             if self.stopped.is_set() and template_name == self.document["spec"]["entrypoint"]:
-                # Argo kills the pods; the threads are left to end on their own.
+                # Argo kills the pods; the threads are left to end on their own (see `wait_for_stopped_steps`).
                 for name in running.values():
                     results[name] = TaskResult("Failed", log="stopped")
+                self.stopped_steps.extend(running)
                 pool.shutdown(wait=False, cancel_futures=True)
                 return
             started = set(running.values())
@@ -256,6 +258,13 @@ class DagRun:
 
     def stop(self) -> None:
         self.stopped.set()
+
+    def wait_for_stopped_steps(self, timeout: float) -> bool:
+        """True when the steps a stop left running have ended. A test must wait for them while the fakes and
+        the fast clock are still there: afterwards a step would poll a vanished server until its real deadline,
+        and the interpreter would wait for it at exit."""
+        _, not_done = wait(self.stopped_steps, timeout=timeout)
+        return not not_done
 
     def report(self) -> str:
         lines = []

@@ -353,6 +353,7 @@ def test_a_stopped_run_cancels_its_jobs(case_factory: Any) -> None:
     case.run.stop()
     runner.join(timeout=60)
     assert not runner.is_alive()
+    assert case.run.wait_for_stopped_steps(timeout=60), "a stopped step kept polling its cancelled job"
     assert case.run.status == "Failed"
     assert case.run.exit_results["cancel-jobs"].phase == "Succeeded", case.run.report()
     assert set(customization + evaluation) <= set(case.platform.cancelled)
