@@ -30,19 +30,18 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pulumi.output import Unknown
-from pulumi.runtime import rpc
 
-from planner.evaluate import PROJECT_DIR, Evaluation, engine_config, evaluate, placeholder, stack_config
+from planner.evaluate import PROJECT_DIR, Evaluation, engine_config, evaluate, stack_config
 from planner.helm_tool import HelmUnavailable, helm_binary, helm_version
 from planner.mocks import Registration
+from planner.stand_ins import secret_strings, stand_in
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
@@ -51,8 +50,6 @@ CHARTS_DIR_ENV = "LLMOPS_CHARTS_DIR"
 PULLED_CHARTS_DIR = PROJECT_DIR / "build" / "charts"
 PROMETHEUS_OPERATOR_API = "monitoring.coreos.com/v1"
 NGC_HELM_HOST = "helm.ngc.nvidia.com"
-STAND_IN_SECRET = "stand-in-secret"
-UNKNOWN_STAND_IN = "[unknown]"
 
 
 class ChartUnavailable(Exception):
@@ -173,32 +170,6 @@ def platform_config(stack: str, stacks_dir: Path | None = None) -> Any:
     return parse_config(raw_config_from_pulumi(values))
 
 
-def stand_in(value: Any, secrets: Collection[str]) -> Any:
-    """Values as `helm template` gets them: every secret a stand-in string, every value unknown until deploy
-    a marker string; a secret map or list keeps its shape with the secrets inside it replaced."""
-    if rpc.is_rpc_secret(value):
-        inner = rpc.unwrap_rpc_secret(value)
-        return stand_in(inner, secrets) if isinstance(inner, dict | list | tuple) else STAND_IN_SECRET
-    if isinstance(value, Unknown):
-        return UNKNOWN_STAND_IN
-    if isinstance(value, dict):
-        return {str(k): stand_in(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [stand_in(v, secrets) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, STAND_IN_SECRET)
-    return value
-
-
-def _secret_strings(evaluation: Evaluation) -> list[str]:
-    """Every secret config value the evaluation was given, longest first (a secret may contain another)."""
-    known = [*evaluation.secret_values.values(), *(placeholder(key) for key in evaluation.placeholders)]
-    return sorted({s for s in known if s}, key=len, reverse=True)
-
-
 def _kubernetes_versions(evaluation: Evaluation, config: Any) -> dict[str, str]:
     """Kubernetes version per cluster name: the AKS clusters' from the plan, an existing cluster's from config."""
     versions = {
@@ -216,7 +187,7 @@ def releases(evaluation: Evaluation, config: Any) -> list[HelmRelease]:
     """Every Helm release the evaluation registered, by cluster and name."""
     by_urn = {r.urn: r for r in evaluation.registrations}
     versions = _kubernetes_versions(evaluation, config)
-    secrets = _secret_strings(evaluation)
+    secrets = secret_strings(evaluation)
     api_versions = (PROMETHEUS_OPERATOR_API,) if config.monitoring.prometheus_crds else ()
     found = []
     for registration in evaluation.registrations:
