@@ -27,6 +27,7 @@ PORT = 5432
 ADMIN_LOGIN = "llmopsadmin"
 ROLES_NAMESPACE = "llmops-db-roles"
 ROLES_JOB = "postgres-app-roles"
+ROLE_PASSWORDS_SECRET = "postgres-role-passwords"
 # psql >= 15 for `\getenv`; the image's `postgres` user (uid 70 in the Alpine variant) runs it.
 PSQL_IMAGE = "docker.io/library/postgres:17.6-alpine3.22"
 PSQL_USER = 70
@@ -277,7 +278,7 @@ class DatabaseRoles(pulumi.ComponentResource):
         }
         credentials = secret(
             f"{name}-credentials",
-            object_meta("postgres-role-passwords", ns.metadata.name),
+            object_meta(ROLE_PASSWORDS_SECRET, ns.metadata.name),
             string_data=passwords,
             opts=child,
         )
@@ -300,7 +301,7 @@ class DatabaseRoles(pulumi.ComponentResource):
                 k8s.core.v1.EnvVarArgs(
                     name=key,
                     value_from=k8s.core.v1.EnvVarSourceArgs(
-                        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name="postgres-role-passwords", key=key)
+                        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=ROLE_PASSWORDS_SECRET, key=key)
                     ),
                 )
                 for key in sorted(passwords)

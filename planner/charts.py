@@ -40,11 +40,10 @@ import yaml
 
 from planner.evaluate import PROJECT_DIR, Evaluation, engine_config, evaluate, stack_config
 from planner.helm_tool import HelmUnavailable, helm_binary, helm_version
-from planner.mocks import Registration
+from planner.render import cluster_of
 from planner.stand_ins import secret_strings, stand_in
+from policies.pack.tokens import HELM_RELEASE, MANAGED_CLUSTER
 
-HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
-MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
 DEFAULT_CHARTS_DIR = PROJECT_DIR.parent / "shared" / "reference" / "helm-charts"
 CHARTS_DIR_ENV = "LLMOPS_CHARTS_DIR"
 PULLED_CHARTS_DIR = PROJECT_DIR / "build" / "charts"
@@ -193,7 +192,7 @@ def releases(evaluation: Evaluation, config: Any) -> list[HelmRelease]:
     for registration in evaluation.registrations:
         if registration.type != HELM_RELEASE:
             continue
-        cluster = _cluster_of(registration, by_urn)
+        cluster = cluster_of(registration, by_urn)
         if cluster not in versions:
             raise LookupError(f"release {registration.name}: no Kubernetes version known for cluster {cluster}")
         inputs = registration.inputs
@@ -214,11 +213,6 @@ def releases(evaluation: Evaluation, config: Any) -> list[HelmRelease]:
             )
         )
     return sorted(found, key=lambda release: (release.cluster, release.name))
-
-
-def _cluster_of(registration: Registration, by_urn: Mapping[str, Registration]) -> str:
-    provider = by_urn.get(registration.provider)
-    return provider.name.removesuffix("-k8s") if provider else "default"
 
 
 # ----------------------------------------------------------------------------------------------------------

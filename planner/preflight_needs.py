@@ -30,13 +30,12 @@ import yaml
 
 from planner.evaluate import PROJECT_DIR
 from planner.quota import SPOT_QUOTA, surge_nodes
+from planner.render import cluster_of
 from policies.pack.gpu_sizes import GPU_SKUS
 from policies.pack.pricing.clusters import pool_of
 from policies.pack.record import Registration
+from policies.pack.tokens import AGENT_POOL, HELM_RELEASE, MANAGED_CLUSTER
 
-HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
-MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
-AGENT_POOL = "azure-native:containerservice:AgentPool"
 OBJECT_VERBS = ("create", "get", "patch", "delete")
 HELM_STORAGE_VERBS = ("create", "get", "list", "update", "delete")
 # The regional quota every VM draws on besides its family's (`az vm list-usage`: "Total Regional vCPUs").
@@ -165,11 +164,6 @@ class ClusterNeeds:
     unrendered: list[str]
 
 
-def _cluster_of(registration: Registration, by_urn: Mapping[str, Registration]) -> str:
-    provider = by_urn.get(registration.provider)
-    return provider.name.removesuffix("-k8s") if provider else "default"
-
-
 def _authored(registration: Registration) -> tuple[str, str, Any] | None:
     """(group, kind, namespace) of an authored object: `kubernetes:<group>/<version>:<Kind>`, `core` the core group."""
     if not registration.type.startswith("kubernetes:") or registration.type.startswith("kubernetes:helm.sh/"):
@@ -197,7 +191,7 @@ def cluster_needs(registrations: list[Registration], rendered_dir: Path | None) 
     result = ClusterNeeds({}, set(), [])
     objects: list[tuple[str, str, str, Any]] = []  # cluster, group, kind, namespace
     for r in registrations:
-        cluster = _cluster_of(r, by_urn)
+        cluster = cluster_of(r, by_urn)
         if r.type == HELM_RELEASE:
             name, namespace = str(r.inputs.get("name") or r.name), str(r.inputs.get("namespace") or "default")
             for verb in HELM_STORAGE_VERBS:

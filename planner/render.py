@@ -22,7 +22,7 @@ from policies.pack.record import Registration
 from policies.pack.tokens import HELM_RELEASE
 
 
-def cluster_of(registration: Registration, by_urn: dict[str, Registration]) -> str:
+def cluster_of(registration: Registration, by_urn: Mapping[str, Registration]) -> str:
     """The cluster an object lands on, named after its Kubernetes provider (`<cluster>-k8s`)."""
     provider = by_urn.get(registration.provider)
     return provider.name.removesuffix("-k8s") if provider else "default"

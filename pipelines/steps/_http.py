@@ -72,11 +72,6 @@ class RetryPolicy:
         return [min(self.initial_delay * 2**n, self.max_delay) for n in range(self.attempts - 1)]
 
 
-# A request that creates something is sent once: if its answer is lost, the caller looks the thing up
-# before deciding to create it again, so a retry never starts a second GPU job.
-NO_RETRY = RetryPolicy(attempts=1)
-
-
 @dataclass(frozen=True)
 class Backoff:
     """Polling schedule for long-running jobs: exponential, capped, bounded by an overall timeout."""
@@ -236,7 +231,6 @@ class ServiceClient:
         url: str,
         *,
         accept: Collection[int] = (200, 201),
-        retry: RetryPolicy | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """Send a request; return the response when its status is in `accept`.
@@ -246,7 +240,7 @@ class ServiceClient:
         human needs to fix a bad request.
         """
         target = f"{method} {self.base_url}{url}" if url.startswith("/") else f"{method} {url}"
-        policy = retry or self._retry
+        policy = self._retry
         delays = policy.delays()
         for attempt in range(policy.attempts):
             try:
@@ -277,8 +271,9 @@ class ServiceClient:
 def nemo_client(base_url: str, *, timeout: float = 60.0, max_retries: int = 3) -> nemo.NeMoMicroservices:
     """The official NeMo microservices SDK for one service behind the gateway, with the gateway's auth and CAs.
 
-    The SDK retries connection errors, 408, 409, 429 and 5xx itself; creates go through
-    `.with_options(max_retries=0)` instead (see NO_RETRY).
+    The SDK retries connection errors, 408, 409, 429 and 5xx itself; a create goes through
+    `.with_options(max_retries=0)` instead: if its answer is lost, the caller looks the thing up before
+    deciding to create it again, so a retry never starts a second GPU job.
     """
     http_client = nemo.DefaultHttpxClient(auth=GatewayAuth(), verify=step_tls_context())
     return nemo.NeMoMicroservices(base_url=base_url, timeout=timeout, max_retries=max_retries, http_client=http_client)
@@ -297,14 +292,19 @@ def nemo_errors(what: str) -> Iterator[None]:
         raise StepError(f"{what} returned {exc.status_code}: {exc.response.text[:1000]}") from exc
 
 
-def cancel_jobs_quietly(kind: str, job_ids: Iterable[str], cancel: Callable[[str], object]) -> None:
-    """Cancel jobs a step gave up waiting for, logging what cannot be cancelled: the step fails on its timeout."""
+def cancel_jobs_quietly(kind: str, job_ids: Iterable[str], cancel: Callable[[str], object]) -> list[str]:
+    """Cancel each job, logging what cannot be cancelled instead of raising; returns the ids that failed.
+    A step that gave up waiting fails on its own timeout; the exit handler decides on the failures."""
+    failed = []
     for job_id in job_ids:
         try:
             with nemo_errors(f"cancelling {kind} job {job_id}"):
                 cancel(job_id)
+            log.info("cancelled %s job %s", kind, job_id)
         except StepError as exc:
             log.error("could not cancel %s job %s: %s", kind, job_id, exc)
+            failed.append(job_id)
+    return failed
 
 
 def poll(fetch: Callable[[], T], done: Callable[[T], bool], backoff: Backoff, what: str) -> T:

@@ -17,14 +17,13 @@ from collections.abc import Callable, Sequence
 from nemo_microservices.types.shared.job_status import JobStatus
 
 from pipelines.steps._common import (
-    StepError,
     TransientError,
     add_output_dir,
     add_service_url,
     parser_for,
     write_outputs,
 )
-from pipelines.steps._http import nemo_client, nemo_errors
+from pipelines.steps._http import cancel_jobs_quietly, nemo_client, nemo_errors
 from pipelines.steps.customize import job_marker
 from pipelines.steps.evaluate_benchmarks import WORKFLOW_FIELD
 
@@ -34,19 +33,9 @@ ACTIVE: tuple[JobStatus, ...] = ("created", "pending", "running")
 
 
 def _cancel_each(kind: str, job_ids: Sequence[str], cancel: Callable[[str], object]) -> list[str]:
-    cancelled, failed = [], []
-    for job_id in job_ids:
-        try:
-            with nemo_errors(f"cancelling {kind} job {job_id}"):
-                cancel(job_id)
-            cancelled.append(job_id)
-            log.info("cancelled %s job %s", kind, job_id)
-        except StepError as exc:
-            log.error("%s", exc)
-            failed.append(job_id)
-    if failed:
+    if failed := cancel_jobs_quietly(kind, job_ids, cancel):
         raise TransientError(f"could not cancel {kind} jobs {failed}")
-    return cancelled
+    return list(job_ids)
 
 
 def main(argv: Sequence[str]) -> int:
