@@ -16,6 +16,7 @@ import pulumi_azure_native as azure
 import pulumi_kubernetes as k8s
 import yaml
 
+from components.azure_site import AzureSite
 from components.config import AksClusterConfig, NetworkConfig, NodePoolConfig, Taint
 from components.workload_identity import built_in_role_definition_id
 
@@ -64,12 +65,10 @@ class ClusterAccess:
 class ClusterPlacement:
     """Where the cluster lives in Azure, and who deploys to it: shared by both clusters of an environment."""
 
-    resource_group_name: pulumi.Input[str]
-    location: str
+    site: AzureSite
     subnet_id: pulumi.Input[str]
     log_analytics_workspace_id: pulumi.Input[str]
     network: NetworkConfig
-    tags: dict[str, str]
     access: ClusterAccess
 
 
@@ -155,15 +154,10 @@ class AksCluster(pulumi.ComponentResource):
         allowlistable source address); default: an AKS-managed outbound IP."""
         super().__init__("llmops:aks:AksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        tags = placement.tags
+        site = placement.site
 
         identity = azure.managedidentity.UserAssignedIdentity(
-            f"{name}-identity",
-            resource_name_=f"id-{name}",
-            resource_group_name=placement.resource_group_name,
-            location=placement.location,
-            tags=tags,
-            opts=child,
+            f"{name}-identity", resource_name_=f"id-{name}", **site.regional(), opts=child
         )
         client = azure.authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
         subnet_access = azure.authorization.RoleAssignment(
@@ -181,8 +175,6 @@ class AksCluster(pulumi.ComponentResource):
         cluster = azure.containerservice.ManagedCluster(
             f"{name}-cluster",
             resource_name_=f"aks-{name}",
-            resource_group_name=placement.resource_group_name,
-            location=placement.location,
             dns_prefix=f"aks-{name}",
             node_resource_group=f"rg-{name}-nodes",
             kubernetes_version=config.kubernetes_version,
@@ -257,7 +249,7 @@ class AksCluster(pulumi.ComponentResource):
                     **_scale_set_pool(system, placement.subnet_id),
                 )
             ],
-            tags=tags,
+            **site.regional(),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=protect,
@@ -280,7 +272,7 @@ class AksCluster(pulumi.ComponentResource):
             azure.containerservice.MaintenanceConfiguration(
                 f"{name}-{schedule_name}",
                 config_name=schedule_name,
-                resource_group_name=placement.resource_group_name,
+                resource_group_name=site.resource_group_name,
                 resource_name_=cluster.name,
                 maintenance_window=azure.containerservice.MaintenanceWindowArgs(
                     schedule=azure.containerservice.ScheduleArgs(
@@ -298,7 +290,7 @@ class AksCluster(pulumi.ComponentResource):
         self.pools = [self._agent_pool(name, pool, cluster, config, placement) for pool in user_pools]
 
         credentials = azure.containerservice.list_managed_cluster_user_credentials_output(
-            resource_group_name=placement.resource_group_name,
+            resource_group_name=site.resource_group_name,
             resource_name=cluster.name,
             format="exec",
             opts=pulumi.InvokeOutputOptions(parent=self),
@@ -345,9 +337,7 @@ class AksCluster(pulumi.ComponentResource):
         destination = "ciworkspace"
         rule = azure.monitor.DataCollectionRule(
             f"{name}-container-insights",
-            data_collection_rule_name=f"MSCI-{placement.location}-aks-{name}",
-            resource_group_name=placement.resource_group_name,
-            location=placement.location,
+            data_collection_rule_name=f"MSCI-{placement.site.location}-aks-{name}",
             kind="Linux",
             data_sources=azure.monitor.DataCollectionRuleDataSourcesArgs(
                 extensions=[
@@ -373,7 +363,7 @@ class AksCluster(pulumi.ComponentResource):
                 ]
             ),
             data_flows=[azure.monitor.DataFlowArgs(streams=[CONTAINER_INSIGHTS_STREAM], destinations=[destination])],
-            tags=placement.tags,
+            **placement.site.regional(),
             opts=pulumi.ResourceOptions(parent=self),
         )
         azure.monitor.DataCollectionRuleAssociation(
@@ -397,7 +387,7 @@ class AksCluster(pulumi.ComponentResource):
         return azure.containerservice.AgentPool(
             f"{name}-pool-{spec.name}",
             agent_pool_name=spec.name,
-            resource_group_name=placement.resource_group_name,
+            resource_group_name=placement.site.resource_group_name,
             resource_name_=cluster.name,
             mode="User",
             os_sku="Ubuntu",
@@ -410,7 +400,7 @@ class AksCluster(pulumi.ComponentResource):
             scale_set_eviction_policy="Delete" if pool.spot else None,
             spot_max_price=pool.spot_max_price if pool.spot else None,
             upgrade_settings=pool.upgrade_settings,
-            tags=placement.tags,
+            tags=dict(placement.site.tags),
             **_scale_set_pool(spec, placement.subnet_id),
             opts=pulumi.ResourceOptions(
                 parent=self, ignore_changes=["count", *_version_fields(config, "orchestratorVersion")]

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_azure_native as azure
 
+from components.azure_site import AzureSite
+
 # Built-in role "Storage Blob Data Contributor": read, write and delete blobs, nothing on the account.
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 
@@ -33,9 +35,7 @@ class ArtifactStorage(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        resource_group_name: pulumi.Input[str],
-        location: str,
-        tags: dict[str, str],
+        site: AzureSite,
         container_names: Sequence[str],
         protect: bool,
         soft_delete_days: int = 14,
@@ -46,8 +46,6 @@ class ArtifactStorage(pulumi.ComponentResource):
         account = azure.storage.StorageAccount(
             f"{name}-account",
             account_name=storage_account_name(name),
-            resource_group_name=resource_group_name,
-            location=location,
             kind=azure.storage.Kind.STORAGE_V2,
             # Zone-redundant: artifacts are the lineage of every deployed adapter.
             sku=azure.storage.SkuArgs(name=azure.storage.SkuName.STANDARD_ZRS),
@@ -58,7 +56,7 @@ class ArtifactStorage(pulumi.ComponentResource):
             allow_shared_key_access=False,
             default_to_o_auth_authentication=True,
             allow_cross_tenant_replication=False,
-            tags=tags,
+            **site.regional(),
             opts=stateful,
         )
         self.account_name = account.name
@@ -68,7 +66,7 @@ class ArtifactStorage(pulumi.ComponentResource):
         azure.storage.BlobServiceProperties(
             f"{name}-blob-service",
             account_name=account.name,
-            resource_group_name=resource_group_name,
+            resource_group_name=site.resource_group_name,
             blob_services_name="default",
             delete_retention_policy=azure.storage.DeleteRetentionPolicyArgs(enabled=True, days=soft_delete_days),
             container_delete_retention_policy=azure.storage.DeleteRetentionPolicyArgs(
@@ -81,7 +79,7 @@ class ArtifactStorage(pulumi.ComponentResource):
             container: azure.storage.BlobContainer(
                 f"{name}-{container}",
                 account_name=account.name,
-                resource_group_name=resource_group_name,
+                resource_group_name=site.resource_group_name,
                 container_name=container,
                 public_access=azure.storage.PublicAccess.NONE,
                 opts=stateful,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_azure_native as azure
 
+from components.azure_site import AzureSite
 from components.config import AzureConfig, Environment
 
 
@@ -17,6 +18,7 @@ class AzureBase(pulumi.ComponentResource):
     still needs a subnet from us.
     """
 
+    site: AzureSite
     resource_group_name: pulumi.Output[str]
     management_subnet_id: pulumi.Output[str]
     gpu_subnet_id: pulumi.Output[str] | None
@@ -43,7 +45,6 @@ class AzureBase(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         stateful = pulumi.ResourceOptions(parent=self, protect=protect)
         tags = {**config.tags, "environment": environment, "managed-by": "pulumi"}
-        self.tags = tags
         network = config.network
 
         group = azure.resources.ResourceGroup(
@@ -54,6 +55,7 @@ class AzureBase(pulumi.ComponentResource):
             opts=stateful,
         )
         self.resource_group_name = group.name
+        self.site = site = AzureSite(group.name, config.location, tags)
 
         wants_management = network.existing_management_subnet_id is None
         wants_gpu = needs_gpu_subnet and network.existing_gpu_subnet_id is None
@@ -64,10 +66,8 @@ class AzureBase(pulumi.ComponentResource):
             vnet = azure.network.VirtualNetwork(
                 f"{name}-vnet",
                 virtual_network_name=f"vnet-llmops-{environment}",
-                resource_group_name=group.name,
-                location=config.location,
                 address_space=azure.network.AddressSpaceArgs(address_prefixes=[network.address_space]),
-                tags=tags,
+                **site.regional(),
                 opts=child,
             )
             wanted = {
@@ -92,7 +92,7 @@ class AzureBase(pulumi.ComponentResource):
                 subnet_ids[role] = subnet.id
             if needs_runner_subnet:
                 assert network.runner_subnet is not None, "the config requires runnerSubnet with ciRunners"
-                self._runner_subnet(name, environment, network.runner_subnet, vnet, group, config, tags, protect)
+                self._runner_subnet(name, environment, network.runner_subnet, vnet, protect)
         self.management_subnet_id = subnet_ids.get("management") or pulumi.Output.from_input(
             network.existing_management_subnet_id or ""
         )
@@ -103,11 +103,9 @@ class AzureBase(pulumi.ComponentResource):
         workspace = azure.operationalinsights.Workspace(
             f"{name}-logs",
             workspace_name=f"log-llmops-{environment}",
-            resource_group_name=group.name,
-            location=config.location,
             sku=azure.operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
             retention_in_days=config.log_retention_days,
-            tags=tags,
+            **site.regional(),
             opts=child,
         )
         self.log_analytics_workspace_id = workspace.id
@@ -127,9 +125,6 @@ class AzureBase(pulumi.ComponentResource):
         environment: str,
         prefix: str,
         vnet: azure.network.VirtualNetwork,
-        group: azure.resources.ResourceGroup,
-        config: AzureConfig,
-        tags: dict[str, str],
         protect: bool,
     ) -> None:
         """A Container Apps (workload profiles) environment needs a subnet of its own delegated to it. Its runners
@@ -138,28 +133,24 @@ class AzureBase(pulumi.ComponentResource):
         egress = azure.network.PublicIPPrefix(
             f"{name}-runner-egress",
             public_ip_prefix_name=f"ippre-llmops-{environment}-runners",
-            resource_group_name=group.name,
-            location=config.location,
             prefix_length=31,
             public_ip_address_version="IPv4",
             sku=azure.network.PublicIPPrefixSkuArgs(name="Standard", tier="Regional"),
-            tags=tags,
+            **self.site.regional(),
             opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
         nat = azure.network.NatGateway(
             f"{name}-runner-nat",
             nat_gateway_name=f"ng-llmops-{environment}-runners",
-            resource_group_name=group.name,
-            location=config.location,
             sku=azure.network.NatGatewaySkuArgs(name="Standard"),
             public_ip_prefixes=[azure.network.SubResourceArgs(id=egress.id)],
-            tags=tags,
+            **self.site.regional(),
             opts=pulumi.ResourceOptions(parent=self),
         )
         subnet = azure.network.Subnet(
             f"{name}-runner-subnet",
             subnet_name="snet-runners",
-            resource_group_name=group.name,
+            resource_group_name=self.site.resource_group_name,
             virtual_network_name=vnet.name,
             address_prefix=prefix,
             delegations=[

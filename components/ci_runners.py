@@ -14,6 +14,7 @@ import pulumi
 import pulumi_azure_native as azure
 
 from components.aks import ClusterAccess
+from components.azure_site import AzureSite
 from components.config import CiRunnersConfig, DeployerConfig
 
 WORKLOAD_PROFILE = "Consumption"
@@ -60,9 +61,7 @@ class CiRunnerPool(pulumi.ComponentResource):
         label: str,
         github_token: pulumi.Output[str],
         subnet_id: pulumi.Input[str],
-        resource_group_name: pulumi.Input[str],
-        location: str,
-        tags: dict[str, str],
+        site: AzureSite,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """`github_token`: a token that may register runners (fine-grained PAT: Administration read and write,
@@ -74,22 +73,18 @@ class CiRunnerPool(pulumi.ComponentResource):
         environment = azure.app.ManagedEnvironment(
             f"{name}-env",
             environment_name=f"cae-{name}",
-            resource_group_name=resource_group_name,
-            location=location,
             # Internal: jobs take no inbound traffic; runners dial out to GitHub and in to the clusters.
             vnet_configuration=azure.app.VnetConfigurationArgs(infrastructure_subnet_id=subnet_id, internal=True),
             workload_profiles=[
                 azure.app.WorkloadProfileArgs(name=WORKLOAD_PROFILE, workload_profile_type=WORKLOAD_PROFILE)
             ],
-            tags=tags,
+            **site.regional(),
             opts=child,
         )
         runner_url, registration_token_url = registration_urls(config)
         job = azure.app.Job(
             f"{name}-job",
             job_name=f"caj-{name}",
-            resource_group_name=resource_group_name,
-            location=location,
             environment_id=environment.id,
             workload_profile_name=WORKLOAD_PROFILE,
             identity=azure.app.ManagedServiceIdentityArgs(
@@ -140,7 +135,7 @@ class CiRunnerPool(pulumi.ComponentResource):
                     )
                 ]
             ),
-            tags=tags,
+            **site.regional(),
             opts=child,
         )
         self.job_name = job.name

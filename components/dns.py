@@ -9,13 +9,14 @@ The UI entry's address is its fixed private address in the management subnet (co
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
 import pulumi_azure_native as azure
 
 from components.aks import NETWORK_CONTRIBUTOR_ROLE
+from components.azure_site import AzureSite
 from components.config import DnsConfig, in_zone, relative_name
 from components.workload_identity import built_in_role_definition_id
 
@@ -35,10 +36,8 @@ class GatewayPublicIp(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        resource_group_name: pulumi.Input[str],
-        location: str,
+        site: AzureSite,
         cluster_principal_id: pulumi.Input[str],
-        tags: Mapping[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("llmops:dns:GatewayPublicIp", name, None, opts)
@@ -46,12 +45,10 @@ class GatewayPublicIp(pulumi.ComponentResource):
         public_ip = azure.network.PublicIPAddress(
             f"{name}-pip",
             public_ip_address_name=f"pip-{name}",
-            resource_group_name=resource_group_name,
-            location=location,
             sku=azure.network.PublicIPAddressSkuArgs(name="Standard", tier="Regional"),
             public_ip_allocation_method="Static",
             public_ip_address_version="IPv4",
-            tags=dict(tags),
+            **site.regional(),
             opts=child,
         )
         client = azure.authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
@@ -67,7 +64,7 @@ class GatewayPublicIp(pulumi.ComponentResource):
         self.address = public_ip.ip_address.apply(lambda ip: ip or "")
         self.service_annotations = {
             PIP_NAME_ANNOTATION: public_ip.name,
-            PIP_RESOURCE_GROUP_ANNOTATION: resource_group_name,
+            PIP_RESOURCE_GROUP_ANNOTATION: site.resource_group_name,
         }
         self.ready = [public_ip, grant]
         self.register_outputs({"address": self.address})
@@ -88,13 +85,12 @@ class PlatformDns(pulumi.ComponentResource):
         name: str,
         config: DnsConfig,
         *,
-        resource_group_name: pulumi.Input[str],
+        site: AzureSite,
         vnet_id: pulumi.Input[str],
         gateway_hostnames: Sequence[str],
         gateway_address: pulumi.Input[str] | None,
         ui_hostnames: Sequence[str],
         ui_address: str,
-        tags: Mapping[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("llmops:dns:PlatformDns", name, None, opts)
@@ -105,16 +101,14 @@ class PlatformDns(pulumi.ComponentResource):
         if config.zone_name is not None:
             if gateway_address is None:
                 raise ValueError("a public zone needs the gateway's address")
-            zone_group: pulumi.Input[str] = config.resource_group or resource_group_name
+            zone_group: pulumi.Input[str] = config.resource_group or site.resource_group_name
             zone_name: pulumi.Input[str] = config.zone_name
             if config.create:
                 zone = azure.dns.Zone(
                     f"{name}-zone",
                     zone_name=config.zone_name,
-                    resource_group_name=resource_group_name,
-                    location="global",
                     zone_type=azure.dns.ZoneType.PUBLIC,
-                    tags=dict(tags),
+                    **site.global_(),
                     opts=child,
                 )
                 zone_name = zone.name
@@ -138,20 +132,16 @@ class PlatformDns(pulumi.ComponentResource):
             private_zone = azure.privatedns.PrivateZone(
                 f"{name}-private-zone",
                 private_zone_name=config.private_zone_name,
-                resource_group_name=resource_group_name,
-                location="global",
-                tags=dict(tags),
+                **site.global_(),
                 opts=child,
             )
             link = azure.privatedns.VirtualNetworkLink(
                 f"{name}-private-link",
                 virtual_network_link_name=f"{name}-vnet",
                 private_zone_name=private_zone.name,
-                resource_group_name=resource_group_name,
-                location="global",
                 virtual_network=azure.privatedns.SubResourceArgs(id=vnet_id),
                 registration_enabled=False,
-                tags=dict(tags),
+                **site.global_(),
                 opts=child,
             )
             records: dict[str, pulumi.Input[str]] = {host: ui_address for host in ui_hostnames}
@@ -164,7 +154,7 @@ class PlatformDns(pulumi.ComponentResource):
                 azure.privatedns.PrivateRecordSet(
                     f"{name}-private-a-{_resource_suffix(host)}",
                     private_zone_name=private_zone.name,
-                    resource_group_name=resource_group_name,
+                    resource_group_name=site.resource_group_name,
                     relative_record_set_name=relative_name(host, config.private_zone_name),
                     record_type="A",
                     ttl=config.ttl_seconds,

@@ -58,12 +58,10 @@ class ManagementCluster(pulumi.ComponentResource):
         egress = azure.network.PublicIPPrefix(
             f"{name}-egress",
             public_ip_prefix_name=f"ippre-{name}-egress",
-            resource_group_name=placement.resource_group_name,
-            location=placement.location,
             prefix_length=EGRESS_PREFIX_LENGTH,
             public_ip_address_version="IPv4",
             sku=azure.network.PublicIPPrefixSkuArgs(name="Standard", tier="Regional"),
-            tags=placement.tags,
+            **placement.site.regional(),
             opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
         self.egress_prefix = egress.ip_prefix
@@ -81,9 +79,7 @@ class ManagementCluster(pulumi.ComponentResource):
             f"{name}-artifacts",
             container_names=[WORKFLOW_ARTIFACTS_CONTAINER, MLFLOW_ARTIFACTS_CONTAINER],
             protect=protect,
-            resource_group_name=placement.resource_group_name,
-            location=placement.location,
-            tags=placement.tags,
+            site=placement.site,
             opts=child,
         )
         self.artifact_storage_account = storage.account_name
@@ -99,9 +95,7 @@ class ManagementCluster(pulumi.ComponentResource):
                 oidc_issuer_url=self.aks.oidc_issuer_url,
                 service_accounts=[service_account],
                 grants=[RoleGrant("blob-contributor", STORAGE_BLOB_DATA_CONTRIBUTOR, storage.containers[container].id)],
-                resource_group_name=placement.resource_group_name,
-                location=placement.location,
-                tags=placement.tags,
+                site=placement.site,
                 opts=child,
             )
 

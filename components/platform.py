@@ -56,9 +56,7 @@ class Platform(pulumi.ComponentResource):
                 label=config.ci_runners.runner_label(config.environment),
                 github_token=secrets.ci_runner_github_token,
                 subnet_id=base.runner_subnet_id,
-                resource_group_name=base.resource_group_name,
-                location=config.azure.location,
-                tags=base.tags,
+                site=base.site,
                 opts=child,
             )
         access = deployment_access(
@@ -67,12 +65,10 @@ class Platform(pulumi.ComponentResource):
 
         def placement(subnet_id: pulumi.Input[str]) -> ClusterPlacement:
             return ClusterPlacement(
-                resource_group_name=base.resource_group_name,
-                location=config.azure.location,
+                site=base.site,
                 subnet_id=subnet_id,
                 log_analytics_workspace_id=base.log_analytics_workspace_id,
                 network=config.azure.network,
-                tags=base.tags,
                 access=access,
             )
 
@@ -247,22 +243,19 @@ class Platform(pulumi.ComponentResource):
         if dns.zone_name is not None and self.gpu.aks is not None:
             self.gateway_ip = GatewayPublicIp(
                 f"{config.environment}-gateway",
-                resource_group_name=base.resource_group_name,
-                location=config.azure.location,
+                site=base.site,
                 cluster_principal_id=self.gpu.aks.control_plane_principal_id,
-                tags=base.tags,
                 opts=pulumi.ResourceOptions(parent=self),
             )
             gateway_address = self.gateway_ip.address
         return PlatformDns(
             f"{config.environment}-dns",
             dns,
-            resource_group_name=base.resource_group_name,
+            site=base.site,
             vnet_id=base.management_subnet_id.apply(lambda subnet: subnet.rsplit("/subnets/", 1)[0]),
             gateway_hostnames=gateway_hosts,
             gateway_address=gateway_address,
             ui_hostnames=config.ui_hostnames,
             ui_address=internal_entry_address(config.management.internal_entry, config.azure.network),
-            tags=base.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )

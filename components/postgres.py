@@ -103,7 +103,8 @@ class PostgresServer(pulumi.ComponentResource):
         super().__init__("llmops:postgres:PostgresServer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         stateful = pulumi.ResourceOptions(parent=self, protect=protect)
-        group = placement.resource_group_name
+        site = placement.site
+        group = site.resource_group_name
         database_names = [database for role in roles for database in role.databases]
         if len(set(database_names)) != len(database_names):
             raise ValueError(f"each database belongs to one role (got {database_names})")
@@ -116,8 +117,6 @@ class PostgresServer(pulumi.ComponentResource):
         server = azure.dbforpostgresql.Server(
             f"{name}-server",
             server_name=server_name(name),
-            resource_group_name=group,
-            location=placement.location,
             version=config.postgres_version,
             sku=azure.dbforpostgresql.SkuArgs(name=config.postgres_sku, tier=config.postgres_tier),
             storage=azure.dbforpostgresql.StorageArgs(storage_size_gb=config.postgres_storage_gb, auto_grow="Enabled"),
@@ -132,7 +131,7 @@ class PostgresServer(pulumi.ComponentResource):
             administrator_login=ADMIN_LOGIN,
             administrator_login_password=self.admin_password,
             network=azure.dbforpostgresql.NetworkArgs(public_network_access="Disabled"),
-            tags=placement.tags,
+            **site.regional(),
             opts=stateful,
         )
         self.host = server.fully_qualified_domain_name
@@ -164,8 +163,6 @@ class PostgresServer(pulumi.ComponentResource):
         endpoint = azure.network.PrivateEndpoint(
             f"{name}-endpoint",
             private_endpoint_name=f"pe-{name}-postgres",
-            resource_group_name=group,
-            location=placement.location,
             subnet=azure.network.SubnetArgs(id=placement.subnet_id),
             private_link_service_connections=[
                 azure.network.PrivateLinkServiceConnectionArgs(
@@ -174,28 +171,21 @@ class PostgresServer(pulumi.ComponentResource):
                     group_ids=[PRIVATE_LINK_GROUP],
                 )
             ],
-            tags=placement.tags,
+            **site.regional(),
             opts=child,
         )
         zone = azure.privatedns.PrivateZone(
-            f"{name}-dns-zone",
-            private_zone_name=PRIVATE_DNS_ZONE,
-            resource_group_name=group,
-            location="global",
-            tags=placement.tags,
-            opts=child,
+            f"{name}-dns-zone", private_zone_name=PRIVATE_DNS_ZONE, **site.global_(), opts=child
         )
         azure.privatedns.VirtualNetworkLink(
             f"{name}-dns-link",
             virtual_network_link_name=f"{name}-vnet",
             private_zone_name=zone.name,
-            resource_group_name=group,
-            location="global",
             virtual_network=azure.privatedns.SubResourceArgs(
                 id=pulumi.Output.from_input(placement.subnet_id).apply(lambda s: s.rsplit("/subnets/", 1)[0])
             ),
             registration_enabled=False,
-            tags=placement.tags,
+            **site.global_(),
             opts=child,
         )
         azure.network.PrivateDnsZoneGroup(

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native as azure
 
+from components.azure_site import AzureSite
+
 # Audience AKS workload identity tokens are issued for (learn.microsoft.com, "Use Microsoft Entra
 # Workload ID with AKS").
 TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
@@ -49,9 +51,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        resource_group_name: pulumi.Input[str],
-        location: str,
-        tags: dict[str, str],
+        site: AzureSite,
         oidc_issuer_url: pulumi.Input[str],
         service_accounts: Sequence[tuple[str, str]],
         grants: Sequence[RoleGrant],
@@ -59,12 +59,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
     ) -> None:
         super().__init__("llmops:identity:WorkloadIdentity", name, None, opts)
         identity = azure.managedidentity.UserAssignedIdentity(
-            f"{name}-identity",
-            resource_name_=f"id-{name}",
-            resource_group_name=resource_group_name,
-            location=location,
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            f"{name}-identity", resource_name_=f"id-{name}", **site.regional(), opts=pulumi.ResourceOptions(parent=self)
         )
         self.identity = identity
         self.client_id = identity.client_id
@@ -77,7 +72,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
             credential = azure.managedidentity.FederatedIdentityCredential(
                 f"{name}-{namespace}-{account}",
                 federated_identity_credential_resource_name=f"{namespace}-{account}",
-                resource_group_name=resource_group_name,
+                resource_group_name=site.resource_group_name,
                 resource_name_=identity.name,
                 issuer=oidc_issuer_url,
                 subject=subject(namespace, account),
