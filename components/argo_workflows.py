@@ -19,7 +19,7 @@ from components.argocd import entra_issuer
 from components.config import ArgoWorkflowsConfig, OidcSsoConfig, PipelinesConfig, SsoClient
 from components.container_sizing import requests_limits
 from components.helm import ChartRef, release
-from components.kube import namespace, object_meta, secret
+from components.kube import namespace, object_meta, restricted_pod_security, secret
 from components.network_policies import Allow, Peer, ingress_policies, metrics_scraping
 from components.postgres import DatabaseLogin
 from components.workload_identity import CLIENT_ID_ANNOTATION, USE_LABEL
@@ -107,13 +107,7 @@ def workflow_defaults(config: ArgoWorkflowsConfig, pipelines: PipelinesConfig) -
             # Pod half of the `restricted` standard the pipelines namespace enforces. The default argoexec
             # image runs as root, so a user is set: 8737, the user of Argo's non-root executor image
             # (docs/workflow-pod-security-context.md).
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": EXECUTOR_USER,
-                "runAsGroup": EXECUTOR_USER,
-                "fsGroup": EXECUTOR_USER,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            "securityContext": restricted_pod_security(EXECUTOR_USER, fs_group=EXECUTOR_USER),
         }
     }
 
@@ -121,12 +115,7 @@ def workflow_defaults(config: ArgoWorkflowsConfig, pipelines: PipelinesConfig) -
 # Pod securityContext of the workflow controller and argo-server: the `restricted` pod half with a UID >= 10000
 # (the images run as 8737 by default; they are static binaries that run under any UID).
 CONTROL_PLANE_USER = 10001
-_CONTROL_PLANE_POD = {
-    "runAsNonRoot": True,
-    "runAsUser": CONTROL_PLANE_USER,
-    "runAsGroup": CONTROL_PLANE_USER,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
+_CONTROL_PLANE_POD = restricted_pod_security(CONTROL_PLANE_USER)
 
 
 def archive_persistence(config: ArgoWorkflowsConfig, database: DatabaseLogin) -> dict[str, Any]:
@@ -205,7 +194,7 @@ def argo_workflows_values(
             "keep": True,
             "upgradeJob": {
                 "resources": requests_limits("50m", "64Mi", "200m", "128Mi"),
-                "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                "podSecurityContext": restricted_pod_security(),
             },
         },
         # We create the runner ServiceAccount and its minimal Role ourselves (see ArgoWorkflows).

@@ -18,7 +18,7 @@ import yaml
 from components.config import ArgoCdConfig, GitOpsConfig, OidcSsoConfig, SsoClient
 from components.container_sizing import requests_limits
 from components.helm import ChartRef, release
-from components.kube import PART_OF_LABEL, namespace, object_meta, platform_labels, secret
+from components.kube import PART_OF_LABEL, namespace, object_meta, platform_labels, restricted_pod_security, secret
 from components.network_policies import Allow, Peer, among_themselves, ingress_policies, metrics_scraping
 
 NAMESPACE = "argocd"
@@ -61,7 +61,7 @@ _REDIS_SIZE = requests_limits("100m", "128Mi", "500m", "256Mi")
 _COPYUTIL_SIZE = requests_limits("10m", "32Mi", "100m", "64Mi")
 _REDIS_SIDECAR_SIZE = requests_limits("10m", "32Mi", "200m", "128Mi")
 # `restricted` pod half; the images set their non-root user (999) themselves.
-_POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+_POD_SECURITY = restricted_pod_security()
 _METRICS_COMPONENTS = ("controller", "server", "repoServer", "applicationSet", "notifications")
 # Two replicas and a PDB keep the UI, API and manifest generation up through node drains; the
 # application controller stays single (more replicas only shard clusters, and we manage two).

@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 from components.config import GpuOperatorConfig
 from components.container_sizing import requests_limits
 from components.helm import ChartRef, release_in_namespace
+from components.kube import restricted_pod_security
 from components.network_policies import Allow, among_themselves, ingress_policies, metrics_scraping
 
 GPU_OPERATOR_CHART = "gpu-operator"
@@ -36,12 +37,7 @@ _CONTROL_PLANE_TOLERATION = {
 
 # Node Feature Discovery only reads world-readable host files and talks to the API: any unprivileged UID works.
 NFD_UID = 65534
-_NFD_POD_SECURITY = {
-    "runAsNonRoot": True,
-    "runAsUser": NFD_UID,
-    "runAsGroup": NFD_UID,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
+_NFD_POD_SECURITY = restricted_pod_security(NFD_UID)
 
 
 def gpu_operator_values(

@@ -24,6 +24,18 @@ def platform_labels(component: str | None = None) -> dict[str, str]:
     return labels
 
 
+def restricted_pod_security(user: int | None = None, *, fs_group: int | None = None) -> dict[str, Any]:
+    """The pod half of the `restricted` Pod Security Standard as charts take it (`podSecurityContext`): non-root with
+    RuntimeDefault seccomp, and `user` as UID and GID where the image's own user does not qualify."""
+    context: dict[str, Any] = {"runAsNonRoot": True}
+    if user is not None:
+        context.update(runAsUser=user, runAsGroup=user)
+    if fs_group is not None:
+        context["fsGroup"] = fs_group
+    context["seccompProfile"] = {"type": "RuntimeDefault"}
+    return context
+
+
 def object_meta(
     name: str,
     namespace: pulumi.Input[str] | None = None,

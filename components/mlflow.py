@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 from components.config import MlflowConfig
 from components.container_sizing import requests_limits
 from components.helm import ChartRef, release
-from components.kube import namespace, object_meta, secret
+from components.kube import namespace, object_meta, restricted_pod_security, secret
 from components.network_policies import Allow, Peer, among_themselves, ingress_policies, metrics_scraping
 from components.passwords import generated_password
 from components.postgres import DatabaseLogin
@@ -85,12 +85,7 @@ def mlflow_values(
         },
         "extraPodLabels": {USE_LABEL: "true"},
         # The chart's container securityContext has everything `restricted` asks except seccomp.
-        "podSecurityContext": {
-            "fsGroup": 1001,
-            "fsGroupChangePolicy": "OnRootMismatch",
-            "runAsNonRoot": True,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "podSecurityContext": {**restricted_pod_security(fs_group=1001), "fsGroupChangePolicy": "OnRootMismatch"},
         "resources": requests_limits("250m", "512Mi", "1", "2Gi"),
         "artifactRoot": {
             "proxiedArtifactStorage": True,

@@ -16,13 +16,15 @@ from components.config import NimConfig, NimModelConfig
 from components.gateway_objects import PROXY_PEER
 from components.gpu import GpuWorkloadTarget
 from components.helm import ChartRef, release
-from components.kube import custom_object, object_meta
+from components.kube import custom_object, object_meta, restricted_pod_security
 from components.network_policies import Allow, Peer, ingress_policies, metrics_scraping
 from components.ngc import NGC_API_SECRET, NGC_PULL_SECRET, NgcNamespace
 
 NIM_CHART = "nim-llm"
 NIM_REPOSITORY = "https://helm.ngc.nvidia.com/nim"
 NIM_PORT = 8000
+# The unprivileged user the NIM images run as.
+NIM_USER = 1000
 # The nim-llm chart's selector label, on every NIM pod whatever the release.
 NIM_POD_LABELS = {"app.kubernetes.io/name": "nim-llm"}
 
@@ -196,13 +198,7 @@ def nim_values(
         # GPU nodes only, never spot: an evicted NIM drops in-flight requests and re-reads its cache elsewhere.
         "tolerations": gpu_tolerations,
         # Restricted Pod Security: the image runs as an unprivileged user already.
-        "podSecurityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 1000,
-            "runAsGroup": 1000,
-            "fsGroup": 1000,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "podSecurityContext": restricted_pod_security(NIM_USER, fs_group=NIM_USER),
         "containerSecurityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
         # One model cache per replica (StatefulSet claim template). Pulumi never sees these PVCs, so their
         # safety is the StatefulSet's retention policy: kept when the release is deleted or scaled down.

@@ -169,6 +169,24 @@ def platform_config(stack: str, stacks_dir: Path | None = None) -> Any:
     return parse_config(raw_config_from_pulumi(values))
 
 
+class BadStackConfig(Exception):
+    """The stack's config is refused (the message holds one line per problem): the tools exit 2."""
+
+
+def evaluated_stack(stack: str) -> tuple[Evaluation, Any]:
+    """The stack's evaluation and typed config, or `BadStackConfig`."""
+    from components.config import ConfigError
+
+    try:
+        config = platform_config(stack)
+    except ConfigError as error:
+        raise BadStackConfig(str(error)) from error
+    evaluation = evaluate(stack)
+    if not evaluation.ok:
+        raise BadStackConfig("\n".join(evaluation.config_problems))
+    return evaluation, config
+
+
 def _kubernetes_versions(evaluation: Evaluation, config: Any) -> dict[str, str]:
     """Kubernetes version per cluster name: the AKS clusters' from the plan, an existing cluster's from config."""
     versions = {
@@ -394,17 +412,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--offline", action="store_true", help="never pull a chart that is not in the charts folder")
     args = parser.parse_args(argv)
-
-    from components.config import ConfigError
-
     try:
-        config = platform_config(args.stack)
-    except ConfigError as error:
+        evaluation, config = evaluated_stack(args.stack)
+    except BadStackConfig as error:
         print(error, file=sys.stderr)
-        return 2
-    evaluation = evaluate(args.stack)
-    if not evaluation.ok:
-        print("\n".join(evaluation.config_problems), file=sys.stderr)
         return 2
     charts_dir = args.charts_dir or charts_dir_default()
     try:

@@ -34,8 +34,8 @@ from typing import Any
 
 import yaml
 
-from planner.charts import StackRender, charts_dir_default, platform_config, render_stack
-from planner.evaluate import PROJECT_DIR, Evaluation, evaluate
+from planner.charts import BadStackConfig, StackRender, charts_dir_default, evaluated_stack, render_stack
+from planner.evaluate import PROJECT_DIR, Evaluation
 from planner.render import cluster_of, is_authored_object, manifest
 
 EXCEPTIONS_FILE = PROJECT_DIR / "security" / "checkov-exceptions.yaml"
@@ -328,9 +328,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exceptions", type=Path, default=EXCEPTIONS_FILE, help="reviewed exceptions file")
     parser.add_argument("--verbose", action="store_true", help="list accepted findings too")
     args = parser.parse_args(argv)
-
-    from components.config import ConfigError
-
     try:
         exceptions = load_exceptions(args.exceptions)
     except ValueError as error:
@@ -339,13 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     stacks = []
     for stack in args.stack or ["dev"]:
         try:
-            config = platform_config(stack)
-        except ConfigError as error:
+            evaluation, config = evaluated_stack(stack)
+        except BadStackConfig as error:
             print(error, file=sys.stderr)
-            return 2
-        evaluation = evaluate(stack)
-        if not evaluation.ok:
-            print("\n".join(evaluation.config_problems), file=sys.stderr)
             return 2
         stack_render = render_stack(evaluation, config, args.charts_dir or charts_dir_default(), offline=args.offline)
         for label, reason in stack_render.unavailable.items():

@@ -193,3 +193,23 @@ class EvaluatorJob:
     def close(self) -> None:
         if self.client is not None:
             self.client.close()
+
+
+def score_beside_evaluator(
+    job: EvaluatorJob | None, score: Callable[[], dict[str, Any]], *, submit_first: bool
+) -> dict[str, Any]:
+    """The step's own scores, plus the Evaluator job's under "evaluator" when there is a job. `submit_first`: the
+    Evaluator works while the step scores; otherwise the job goes in after the step's own run has checked what the
+    job needs too (the judge answering). The job's client is closed whatever happens."""
+    try:
+        if job is not None and submit_first:
+            job.submit()
+        scores = score()
+        if job is not None:
+            if not submit_first:
+                job.submit()
+            scores["evaluator"] = job.result()
+        return scores
+    finally:
+        if job is not None:
+            job.close()

@@ -26,7 +26,12 @@ from typing import Any
 
 from pipelines.steps._chat import Example, client_for, complete
 from pipelines.steps._common import add_service_url, parser_for, write_outputs
-from pipelines.steps._evaluator_jobs import EvaluatorJob, business_config, parse_with_test_split
+from pipelines.steps._evaluator_jobs import (
+    EvaluatorJob,
+    business_config,
+    parse_with_test_split,
+    score_beside_evaluator,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,15 +122,9 @@ def main(argv: Sequence[str]) -> int:
         kind="business",
         config=lambda files_url: business_config(files_url, limit=args.limit, max_tokens=args.max_tokens),
     )
-    try:
-        if job is not None:
-            job.submit()
-        metrics = evaluate(args.nim_url, args.model, examples, args.max_tokens)
-        if job is not None:
-            metrics["evaluator"] = job.result()
-    finally:
-        if job is not None:
-            job.close()
+    metrics = score_beside_evaluator(
+        job, lambda: evaluate(args.nim_url, args.model, examples, args.max_tokens), submit_first=True
+    )
     log.info("business metrics for %s: %s", args.model, {k: v for k, v in metrics.items() if k != "per_example"})
     write_outputs(args.output_dir, {"metrics": metrics, "evaluator-job": job.job_id if job else ""})
     return 0

@@ -24,7 +24,12 @@ from typing import Any
 
 from pipelines.steps._chat import Example, client_for, complete, served_models
 from pipelines.steps._common import StepError, add_service_url, env, parser_for, write_outputs
-from pipelines.steps._evaluator_jobs import EvaluatorJob, judge_config, parse_with_test_split
+from pipelines.steps._evaluator_jobs import (
+    EvaluatorJob,
+    judge_config,
+    parse_with_test_split,
+    score_beside_evaluator,
+)
 from pipelines.steps._http import ServiceClient
 
 log = logging.getLogger(__name__)
@@ -146,22 +151,19 @@ def main(argv: Sequence[str]) -> int:
             criteria=CRITERIA,
         ),
     )
-    try:
-        scores = run(
+    scores = score_beside_evaluator(
+        job,
+        lambda: run(
             examples,
             nim_url=args.nim_url,
             model=args.model,
             judge_url=args.judge_url,
             judge_model=args.judge_model,
             max_tokens=args.max_tokens,
-        )
-        # Submitted after the in-step checks (the judge serves its model), then awaited.
-        if job is not None:
-            job.submit()
-            scores["evaluator"] = job.result()
-    finally:
-        if job is not None:
-            job.close()
+        ),
+        # After the in-step run, which checks that the judge serves its model.
+        submit_first=False,
+    )
     log.info("judge scores for %s: %s", args.model, {k: v for k, v in scores.items() if k != "per_example"})
     write_outputs(args.output_dir, {"scores": scores, "evaluator-job": job.job_id if job else ""})
     return 0
