@@ -14,6 +14,7 @@ under "evaluator" and its id is the `evaluator-job` output. The gate decides on 
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import re
@@ -98,17 +99,11 @@ def check_judge(judge: ServiceClient, *, judge_url: str, judge_model: str, model
         raise StepError(f"{judge_url} does not serve the judge model {judge_model} (it serves {sorted(served)})")
 
 
-def run(
-    examples: Sequence[Example],
-    *,
-    nim_url: str,
-    model: str,
-    judge_url: str,
-    judge_model: str,
-    max_tokens: int,
-) -> dict[str, Any]:
+def run(examples: Sequence[Example], args: argparse.Namespace) -> dict[str, Any]:
+    """The judge's verdicts on the answers of `args.model` (served at `args.nim_url`) to `examples`."""
+    model, judge_model, judge_url, max_tokens = args.model, args.judge_model, args.judge_url, args.max_tokens
     verdicts = []
-    with client_for(nim_url) as nim, client_for(judge_url, api_key_env="JUDGE_API_KEY") as judge:
+    with client_for(args.nim_url) as nim, client_for(judge_url, api_key_env="JUDGE_API_KEY") as judge:
         check_judge(judge, judge_url=judge_url, judge_model=judge_model, model=model)
         for example in examples:
             answer = complete(nim, model, example.messages, max_tokens=max_tokens)
@@ -153,14 +148,7 @@ def main(argv: Sequence[str]) -> int:
     )
     scores = score_beside_evaluator(
         job,
-        lambda: run(
-            examples,
-            nim_url=args.nim_url,
-            model=args.model,
-            judge_url=args.judge_url,
-            judge_model=args.judge_model,
-            max_tokens=args.max_tokens,
-        ),
+        lambda: run(examples, args),
         # After the in-step run, which checks that the judge serves its model.
         submit_first=False,
     )

@@ -78,13 +78,9 @@ def _taint_key_effect(taint: str) -> tuple[str, str]:
 _GPU_TAINT_SCHEMA = PolicyConfigSchema(properties=dict(MANAGEMENT_KNOBS))
 
 
-@RULES.resource(
-    "gpu-pools-tainted",
-    MANDATORY,
-    _GPU_TAINT_SCHEMA,
-    description=f"GPU node pools carry the `{GPU_TAINT_KEY}` NoSchedule taint.",
-)
+@RULES.resource("gpu-pools-tainted", MANDATORY, _GPU_TAINT_SCHEMA)
 def gpu_pools_tainted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """GPU node pools carry the `nvidia.com/gpu` NoSchedule taint."""
     config = knobs(args, _GPU_TAINT_SCHEMA)
     for label, pool in _gpu_pools(args, config):
         taints = [_taint_key_effect(t) for t in strings_of(get_path(pool, "nodeTaints"))]
@@ -202,8 +198,9 @@ def _gpu_count(value: Any) -> float:
         return 0
 
 
-@RULES.resource("nim-requests-gpus", MANDATORY, description=f"NIM deployments request at least one `{GPU_RESOURCE}`.")
+@RULES.resource("nim-requests-gpus", MANDATORY)
 def nim_requests_gpus(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """NIM deployments request at least one `nvidia.com/gpu`."""
     for label, _, spec in _nim_specs(args):
         limits = get_path(spec, "resources", "limits", default={})
         requests = get_path(spec, "resources", "requests", default={})
@@ -241,13 +238,9 @@ def tolerates_gpu_taint(toleration: Any, taint_value: str) -> bool:
     return operator == "Exists" or str(get_path(toleration, "value", default="") or "") == taint_value
 
 
-@RULES.resource(
-    "nim-tolerates-gpu-taint",
-    MANDATORY,
-    _TOLERATION_SCHEMA,
-    description=f"NIM deployments tolerate the `{GPU_TAINT_KEY}` taint of GPU nodes.",
-)
+@RULES.resource("nim-tolerates-gpu-taint", MANDATORY, _TOLERATION_SCHEMA)
 def nim_tolerates_gpu_taint(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """NIM deployments tolerate the `nvidia.com/gpu` taint of GPU nodes."""
     taint_value = str(knobs(args, _TOLERATION_SCHEMA)["gpuTaintValue"])
     for label, _, spec in _nim_specs(args):
         tolerations = items_of(get_path(spec, "tolerations"))

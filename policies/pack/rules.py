@@ -26,41 +26,26 @@ _P = TypeVar("_P", ResourceValidationPolicy, StackValidationPolicy)
 class Rules:
     """The policies of one area: `@rules.resource(name, level, schema)` or `@rules.stack(...)` on a check turns it
     into a policy and appends it to `rules.policies`. The policy's description is the check's docstring (its
-    lines joined), unless `description=` gives one that must be computed."""
+    lines joined): a description is text a reader finds beside the check, never computed."""
 
     def __init__(self) -> None:
         self.policies: list[Policy] = []
 
     def resource(
-        self,
-        name: str,
-        level: EnforcementLevel,
-        schema: PolicyConfigSchema | None = None,
-        *,
-        description: str | None = None,
+        self, name: str, level: EnforcementLevel, schema: PolicyConfigSchema | None = None
     ) -> Callable[[ResourceValidation], ResourceValidationPolicy]:
-        return self._declare(ResourceValidationPolicy, name, level, schema, description)
+        return self._declare(ResourceValidationPolicy, name, level, schema)
 
     def stack(
-        self,
-        name: str,
-        level: EnforcementLevel,
-        schema: PolicyConfigSchema | None = None,
-        *,
-        description: str | None = None,
+        self, name: str, level: EnforcementLevel, schema: PolicyConfigSchema | None = None
     ) -> Callable[[StackValidation], StackValidationPolicy]:
-        return self._declare(StackValidationPolicy, name, level, schema, description)
+        return self._declare(StackValidationPolicy, name, level, schema)
 
     def _declare(
-        self,
-        kind: Callable[..., _P],
-        name: str,
-        level: EnforcementLevel,
-        schema: PolicyConfigSchema | None,
-        description: str | None,
+        self, kind: Callable[..., _P], name: str, level: EnforcementLevel, schema: PolicyConfigSchema | None
     ) -> Callable[[Any], _P]:
         def declare(check: Any) -> _P:
-            text = description if description is not None else " ".join((check.__doc__ or "").split())
+            text = " ".join((check.__doc__ or "").split())
             if not text:
                 raise ValueError(f"policy {name!r} needs a description: give its check a docstring")
             policy = kind(name=name, description=text, enforcement_level=level, validate=check, config_schema=schema)
