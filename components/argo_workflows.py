@@ -19,8 +19,8 @@ from components.argocd import entra_issuer
 from components.config import ArgoWorkflowsConfig, OidcSsoConfig, PipelinesConfig, SsoClient
 from components.container_sizing import requests_limits
 from components.helm import ChartRef, release
-from components.kube import namespace, object_meta, restricted_pod_security, secret
-from components.network_policies import Allow, Peer, ingress_policies, metrics_scraping
+from components.kube import object_meta, restricted_pod_security, secret
+from components.network_policies import Allow, NamespaceSpec, Peer, metrics_scraping
 from components.postgres import DatabaseLogin
 from components.workload_identity import CLIENT_ID_ANNOTATION, USE_LABEL
 
@@ -267,24 +267,15 @@ class ArgoWorkflows(pulumi.ComponentResource):
         self.runner_service_account = RUNNER_SERVICE_ACCOUNT
         self.url = f"https://{config.hostname}"
 
-        argo_ns = namespace(
-            NAMESPACE,
-            # The chart's controller and server set no seccomp profile.
-            pod_security="baseline",
-            parent=self,
-            provider=provider,
-            resource_name=f"{name}-namespace",
+        # The chart's controller and server set no seccomp profile. Workflow pods take no connections.
+        argo_allows = argo_network_allows(ui_entry, prometheus_crds)
+        argo = NamespaceSpec(NAMESPACE, "baseline", argo_allows, name, "namespace").create(
+            parent=self, provider=provider
         )
-        pipelines_ns = namespace(
-            pipelines.namespace,
-            pod_security="restricted",
-            parent=self,
-            provider=provider,
-            resource_name=f"{name}-pipelines-namespace",
-        )
+        pipelines_spec = NamespaceSpec(pipelines.namespace, "restricted", [], f"{name}-pipelines", "namespace")
+        pipelines_isolated = pipelines_spec.create(parent=self, provider=provider)
+        argo_ns, pipelines_ns = argo.namespace, pipelines_isolated.namespace
         self.pipelines_ns = pipelines_ns
-        ingress_policies(name, argo_ns, argo_network_allows(ui_entry, prometheus_crds), parent=self, provider=provider)
-        ingress_policies(f"{name}-pipelines", pipelines_ns, [], parent=self, provider=provider)
 
         runner = k8s.core.v1.ServiceAccount(
             f"{name}-runner",
@@ -315,7 +306,7 @@ class ArgoWorkflows(pulumi.ComponentResource):
             opts=child,
         )
 
-        prerequisites: list[pulumi.Resource] = [argo_ns, pipelines_ns, *database_ready]
+        prerequisites: list[pulumi.Resource] = [*argo.ready, *pipelines_isolated.ready, *database_ready]
         sso_in_use = sso if "sso" in config.auth_modes else None
         accounts = sso_accounts(sso_in_use.app) if sso_in_use is not None else []
         if sso_in_use is not None:

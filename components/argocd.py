@@ -18,8 +18,8 @@ import yaml
 from components.config import ArgoCdConfig, GitOpsConfig, OidcSsoConfig, SsoClient
 from components.container_sizing import requests_limits
 from components.helm import ChartRef, release
-from components.kube import PART_OF_LABEL, namespace, object_meta, platform_labels, restricted_pod_security, secret
-from components.network_policies import Allow, Peer, among_themselves, ingress_policies, metrics_scraping
+from components.kube import PART_OF_LABEL, object_meta, platform_labels, restricted_pod_security, secret
+from components.network_policies import Allow, NamespaceSpec, Peer, among_themselves, metrics_scraping
 
 NAMESPACE = "argocd"
 RELEASE = "argocd"
@@ -215,24 +215,18 @@ class ArgoCd(pulumi.ComponentResource):
         self.namespace = NAMESPACE
         self.url = f"https://{config.hostname}"
         child = pulumi.ResourceOptions(parent=self, provider=provider)
-        argocd_namespace = namespace(
-            NAMESPACE,
-            # Every Argo CD, Redis (or redis-ha and HAProxy) and hook container meets `restricted` with the values
-            # above (tests/test_rendered_pod_security.py checks the rendered chart).
-            pod_security="restricted",
-            parent=self,
-            provider=provider,
-            resource_name=f"{name}-namespace",
-        )
-        ingress_policies(
-            name, argocd_namespace, argocd_network_allows(ui_entry, prometheus_crds), parent=self, provider=provider
+        # Every Argo CD, Redis (or redis-ha and HAProxy) and hook container meets `restricted` with the values above
+        # (tests/test_rendered_pod_security.py checks the rendered chart).
+        allows = argocd_network_allows(ui_entry, prometheus_crds)
+        argocd_namespace = NamespaceSpec(NAMESPACE, "restricted", allows, name, "namespace").create(
+            parent=self, provider=provider
         )
         labels = platform_labels("argocd")
         self.repository_secret = secret(
             f"{name}-gitops-repository",
             object_meta(
                 GITOPS_REPOSITORY_SECRET,
-                argocd_namespace.metadata.name,
+                argocd_namespace.name,
                 labels={**labels, SECRET_TYPE_LABEL: "repository"},
             ),
             # A token authenticates as the password; Git hosts ignore the user name then.
@@ -244,7 +238,7 @@ class ArgoCd(pulumi.ComponentResource):
             credentials.append(
                 secret(
                     f"{name}-sso",
-                    object_meta(SSO_SECRET, argocd_namespace.metadata.name, labels={**labels, **SSO_SECRET_LABELS}),
+                    object_meta(SSO_SECRET, argocd_namespace.name, labels={**labels, **SSO_SECRET_LABELS}),
                     string_data={SSO_SECRET_KEY: sso.client_secret},
                     opts=child,
                 )
@@ -252,12 +246,12 @@ class ArgoCd(pulumi.ComponentResource):
         self.release = release(
             RELEASE,
             ChartRef(chart="argo-cd", version=chart_version, repository=REPOSITORY),
-            argocd_namespace.metadata.name,
+            argocd_namespace.name,
             argocd_values(config, sso.app if sso is not None else None, prometheus_crds),
             parent=self,
             provider=provider,
             # argocd-server reads the SSO client secret when it loads its settings at start.
-            depends_on=[argocd_namespace, *credentials],
+            depends_on=[*argocd_namespace.ready, *credentials],
         )
         # argocd-server creates `default` at start when it is missing, so the project is patched (server-side
         # apply, forced over argocd-server's fields) rather than created. Every app names its own project.

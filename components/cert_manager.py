@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 
 from components.container_sizing import requests_limits
 from components.helm import ChartRef, release_in_namespace
-from components.network_policies import ingress_policies, webhook
+from components.network_policies import NamespaceSpec, webhook
 
 CERT_MANAGER_CHART = "cert-manager"
 CERT_MANAGER_REPOSITORY = "https://charts.jetstack.io"
@@ -69,19 +69,17 @@ class CertManager(pulumi.ComponentResource):
     ) -> None:
         """`depends_on`: what installs the Gateway API CRDs, which cert-manager looks for when it starts."""
         super().__init__("llmops:gateway:CertManager", name, None, opts)
-        namespace, self.release = release_in_namespace(
+        # `restricted`: the controller, webhook and cainjector run non-root with RuntimeDefault seccomp and every
+        # capability dropped (so do the ACME solver pods, which run in the Certificate's namespace). Only the
+        # kube-apiserver calls in (the webhook); the controller and cainjector call it, not each other.
+        namespace = NamespaceSpec(CERT_MANAGER_NAMESPACE, "restricted", [webhook(WEBHOOK_LABELS, WEBHOOK_PORT)], name)
+        _, self.release = release_in_namespace(
             "cert-manager",
             ChartRef(CERT_MANAGER_CHART, chart_version, CERT_MANAGER_REPOSITORY),
             cert_manager_values(),
-            namespace_name=CERT_MANAGER_NAMESPACE,
-            # `restricted`: the controller, webhook and cainjector run non-root with RuntimeDefault seccomp and
-            # every capability dropped (so do the ACME solver pods, which run in the Certificate's namespace).
-            pod_security="restricted",
-            namespace_resource_name=f"{name}-ns",
+            namespace,
             parent=self,
             provider=provider,
             depends_on=depends_on,
         )
-        # Only the kube-apiserver calls in (the webhook); the controller and cainjector talk to it, not each other.
-        ingress_policies(name, namespace, [webhook(WEBHOOK_LABELS, WEBHOOK_PORT)], parent=self, provider=provider)
         self.register_outputs({"namespace": CERT_MANAGER_NAMESPACE})

@@ -36,8 +36,14 @@ from components.gateway_objects import (
 from components.gateway_passthrough import api_server_host, pass_through_to_api_server
 from components.gateway_routes import GatewayBackend, PublicUrls, exposed_backends, public_urls, route_backends
 from components.helm import ChartRef, release_in_namespace
-from components.kube import PodSecurityLevel
-from components.network_policies import FROM_ANYWHERE, Allow, among_themselves, ingress_policies, webhook
+from components.network_policies import (
+    FROM_ANYWHERE,
+    Allow,
+    IsolatedNamespace,
+    NamespaceSpec,
+    among_themselves,
+    webhook,
+)
 from components.passwords import generated_password
 
 GATEWAY_CHART = "gateway-helm"
@@ -65,13 +71,11 @@ def install_envoy_gateway(
     name: str,
     chart_version: str,
     values: Mapping[str, Any],
+    namespace: NamespaceSpec,
     *,
-    namespace_name: str,
-    pod_security: PodSecurityLevel,
-    namespace_resource_name: str,
     parent: pulumi.Resource,
     provider: k8s.Provider,
-) -> tuple[k8s.core.v1.Namespace, k8s.helm.v4.Chart, k8s.helm.v3.Release]:
+) -> tuple[IsolatedNamespace, k8s.helm.v4.Chart, k8s.helm.v3.Release]:
     """Envoy Gateway as two installs of one version: its CRDs, then the controller (release `name`) without them.
 
     Helm installs a chart's `crds/` once and never upgrades them, so a chart bump would leave the CRDs behind.
@@ -86,19 +90,17 @@ def install_envoy_gateway(
         values=envoy_gateway_crds_values(),
         opts=pulumi.ResourceOptions(parent=parent, provider=provider),
     )
-    namespace, gateway_release = release_in_namespace(
+    gateway_namespace, gateway_release = release_in_namespace(
         name,
         ChartRef(GATEWAY_CHART, chart_version, GATEWAY_REPOSITORY),
         values,
-        namespace_name=namespace_name,
-        pod_security=pod_security,
-        namespace_resource_name=namespace_resource_name,
+        namespace,
         parent=parent,
         provider=provider,
         depends_on=[crds],
         skip_crds=True,
     )
-    return namespace, crds, gateway_release
+    return gateway_namespace, crds, gateway_release
 
 
 def envoy_gateway_values() -> dict[str, Any]:
@@ -248,13 +250,10 @@ class EnvoyGateway(pulumi.ComponentResource):
             "envoy-gateway",
             chart_version,
             envoy_gateway_values(),
-            namespace_name=NAMESPACE,
-            pod_security="restricted",
-            namespace_resource_name=f"{name}-ns",
+            NamespaceSpec(NAMESPACE, "restricted", gateway_network_allows(config), name),
             parent=self,
             provider=provider,
         )
-        ingress_policies(name, ns, gateway_network_allows(config), parent=self, provider=provider)
         crds = [self.release]
 
         tls_secret = self._certificate(config, cert_manager_version, certificate_after)
@@ -290,7 +289,7 @@ class EnvoyGateway(pulumi.ComponentResource):
             backends,
             self.hostnames,
             gateway=gateway,
-            gateway_namespace=ns,
+            gateway_namespace=ns.namespace,
             crds=crds,
             backends_ready=backends_ready,
             api_key=self.api_key,

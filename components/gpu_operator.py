@@ -16,7 +16,7 @@ from components.config import GpuOperatorConfig
 from components.container_sizing import requests_limits
 from components.helm import ChartRef, release_in_namespace
 from components.kube import restricted_pod_security
-from components.network_policies import Allow, among_themselves, ingress_policies, metrics_scraping
+from components.network_policies import Allow, NamespaceSpec, among_themselves, metrics_scraping
 
 GPU_OPERATOR_CHART = "gpu-operator"
 GPU_OPERATOR_REPOSITORY = "https://helm.ngc.nvidia.com/nvidia"
@@ -113,17 +113,14 @@ class GpuOperator(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("llmops:gpu:GpuOperator", name, None, opts)
-        namespace, self.release = release_in_namespace(
+        _, self.release = release_in_namespace(
             GPU_OPERATOR_RELEASE,
             ChartRef(GPU_OPERATOR_CHART, chart_version, GPU_OPERATOR_REPOSITORY),
             values,
-            namespace_name=GPU_OPERATOR_NAMESPACE,
-            pod_security="privileged",
-            namespace_resource_name=f"{name}-namespace",
+            NamespaceSpec(GPU_OPERATOR_NAMESPACE, "privileged", gpu_operator_network_allows(values), name, "namespace"),
             parent=self,
             provider=provider,
             # The driver container compiles the kernel module on first start; atomic waits for the operator.
             timeout_seconds=1200,
         )
-        ingress_policies(name, namespace, gpu_operator_network_allows(values), parent=self, provider=provider)
         self.register_outputs({"namespace": GPU_OPERATOR_NAMESPACE, "release": self.release.name})

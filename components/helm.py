@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import PodSecurityLevel, namespace
+from components.network_policies import IsolatedNamespace, NamespaceSpec
 
 
 @dataclass(frozen=True)
@@ -65,33 +65,25 @@ def release_in_namespace(
     name: str,
     chart: ChartRef,
     values: Mapping[str, Any],
+    namespace: NamespaceSpec,
     *,
-    namespace_name: str,
-    pod_security: PodSecurityLevel,
-    namespace_resource_name: str,
     parent: pulumi.Resource,
     provider: k8s.Provider,
     timeout_seconds: int = 900,
     depends_on: Sequence[pulumi.Resource] = (),
     skip_crds: bool = False,
-) -> tuple[k8s.core.v1.Namespace, k8s.helm.v3.Release]:
-    """A chart in a namespace of its own that enforces `pod_security`: the namespace, and the release in it."""
-    chart_namespace = namespace(
-        namespace_name,
-        pod_security=pod_security,
-        parent=parent,
-        provider=provider,
-        resource_name=namespace_resource_name,
-    )
+) -> tuple[IsolatedNamespace, k8s.helm.v3.Release]:
+    """A chart in a namespace of its own (`namespace`): the namespace with its policies, then the release in it."""
+    chart_namespace = namespace.create(parent=parent, provider=provider)
     chart_release = release(
         name,
         chart,
-        chart_namespace.metadata.name,
+        chart_namespace.name,
         values,
         parent=parent,
         provider=provider,
         timeout_seconds=timeout_seconds,
-        depends_on=[chart_namespace, *depends_on],
+        depends_on=[*chart_namespace.ready, *depends_on],
         skip_crds=skip_crds,
     )
     return chart_namespace, chart_release

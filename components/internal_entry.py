@@ -43,7 +43,7 @@ from components.gateway_objects import (
     gateway_ref,
 )
 from components.gateway_passthrough import client_allowlist
-from components.network_policies import FROM_ANYWHERE, Allow, among_themselves, ingress_policies, webhook
+from components.network_policies import FROM_ANYWHERE, Allow, NamespaceSpec, among_themselves, webhook
 
 RELEASE = "envoy-gateway-internal"
 GATEWAY_CLASS = "envoy-gateway-internal"
@@ -148,25 +148,17 @@ class InternalEntry(pulumi.ComponentResource):
         objects = GatewayObjects(name, self, provider)
         self.address = address
         self.hostnames = {backend.name: backend.hostname for backend in backends}
-        ns, _, self.release = install_envoy_gateway(
+        allows = [
+            # The load balancer keeps client addresses; the SecurityPolicy below narrows them to the private ranges.
+            Allow("clients", PROXY_LABELS, FROM_ANYWHERE, [HTTPS_PORT + PRIVILEGED_PORT_SHIFT]),
+            among_themselves(),
+            webhook(CONTROLLER_LABELS, CONTROLLER_WEBHOOK_PORT),
+        ]
+        _, _, self.release = install_envoy_gateway(
             RELEASE,
             chart_version,
             internal_entry_values(),
-            namespace_name=NAMESPACE,
-            pod_security="restricted",
-            namespace_resource_name=f"{name}-ns",
-            parent=self,
-            provider=provider,
-        )
-        ingress_policies(
-            name,
-            ns,
-            [
-                # The load balancer keeps client addresses; the SecurityPolicy below narrows them to the private ranges.
-                Allow("clients", PROXY_LABELS, FROM_ANYWHERE, [HTTPS_PORT + PRIVILEGED_PORT_SHIFT]),
-                among_themselves(),
-                webhook(CONTROLLER_LABELS, CONTROLLER_WEBHOOK_PORT),
-            ],
+            NamespaceSpec(NAMESPACE, "restricted", allows, name),
             parent=self,
             provider=provider,
         )

@@ -18,8 +18,8 @@ import pulumi_kubernetes as k8s
 from components.config import MlflowConfig
 from components.container_sizing import requests_limits
 from components.helm import ChartRef, release
-from components.kube import namespace, object_meta, restricted_pod_security, secret
-from components.network_policies import Allow, Peer, among_themselves, ingress_policies, metrics_scraping
+from components.kube import PodSecurityLevel, object_meta, restricted_pod_security, secret
+from components.network_policies import Allow, NamespaceSpec, Peer, among_themselves, metrics_scraping
 from components.passwords import generated_password
 from components.postgres import DatabaseLogin
 from components.workload_identity import CLIENT_ID_ANNOTATION, USE_LABEL
@@ -187,33 +187,22 @@ class Mlflow(pulumi.ComponentResource):
         self.admin_password = admin_password or generated_password(f"{name}-admin-password", self)
         admin_password = self.admin_password
 
-        ns = namespace(
-            NAMESPACE,
-            # The chart's own PostgreSQL (dev) is not restricted-clean; MLflow alone is.
-            pod_security="restricted" if database is not None else "baseline",
-            parent=self,
-            provider=provider,
-            resource_name=f"{name}-namespace",
-        )
-        ingress_policies(
-            name,
-            ns,
-            mlflow_network_allows(client_namespace, ui_entry, database is None, prometheus_crds),
-            parent=self,
-            provider=provider,
-        )
+        # The chart's own PostgreSQL (dev) is not restricted-clean; MLflow alone is.
+        pod_security: PodSecurityLevel = "restricted" if database is not None else "baseline"
+        allows = mlflow_network_allows(client_namespace, ui_entry, database is None, prometheus_crds)
+        ns = NamespaceSpec(NAMESPACE, pod_security, allows, name, "namespace").create(parent=self, provider=provider)
         prerequisites: list[pulumi.Resource] = [
             *database_ready,
-            ns,
+            *ns.ready,
             secret(
                 f"{name}-admin",
-                object_meta(ADMIN_SECRET, ns.metadata.name),
+                object_meta(ADMIN_SECRET, ns.name),
                 string_data={"username": ADMIN_USERNAME, "password": admin_password},
                 opts=child,
             ),
         ]
         if database is not None:
-            prerequisites.append(database.credentials_secret(f"{name}-db", DATABASE_SECRET, ns.metadata.name, child))
+            prerequisites.append(database.credentials_secret(f"{name}-db", DATABASE_SECRET, ns.name, child))
         # The environment variables the MLflow client reads, ready for `envFrom`.
         secret(
             f"{name}-tracking-credentials",
@@ -225,7 +214,7 @@ class Mlflow(pulumi.ComponentResource):
         self.release = release(
             RELEASE,
             ChartRef(chart="mlflow", version=chart_version, repository=REPOSITORY),
-            ns.metadata.name,
+            ns.name,
             mlflow_values(config, artifacts, database, auth_database, prometheus_crds),
             parent=self,
             provider=provider,

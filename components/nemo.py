@@ -19,7 +19,7 @@ from components.gateway_objects import PROXY_PEER
 from components.gateway_routes import EXPOSED_NEMO_SERVICES
 from components.gpu import GpuWorkloadTarget
 from components.helm import ChartRef, release
-from components.network_policies import Allow, Peer, among_themselves, ingress_policies
+from components.network_policies import Allow, NamespaceSpec, Peer, among_themselves
 from components.ngc import NGC_API_SECRET, NGC_PULL_SECRET, NgcNamespace
 from components.nim import NIM_POD_LABELS
 
@@ -190,22 +190,15 @@ class NemoMicroservices(pulumi.ComponentResource):
         self.entity_store_url = self.service_urls["entity-store"]
 
         ngc = NgcNamespace(
-            name,
-            config.namespace,
             # `baseline`: the umbrella chart bundles third-party subcharts (Bitnami PostgreSQL, Milvus, an
             # OpenTelemetry collector) that do not all meet `restricted`; none of them needs host access.
-            pod_security="baseline",
+            NamespaceSpec(
+                config.namespace, "baseline", nemo_network_allows(list(self.service_urls), nim_namespace), name
+            ),
             helm_repository=NEMO_REPOSITORY,
             gpu=gpu,
             ngc_api_key=ngc_api_key,
             parent=self,
-        )
-        ingress_policies(
-            name,
-            ngc.namespace,
-            nemo_network_allows(list(self.service_urls), nim_namespace),
-            parent=self,
-            provider=gpu.provider,
         )
         self.release = release(
             NEMO_RELEASE,
@@ -222,7 +215,7 @@ class NemoMicroservices(pulumi.ComponentResource):
             provider=gpu.provider,
             # A cold install pulls a dozen images and runs database migrations before every service is ready.
             timeout_seconds=3600,
-            depends_on=[ngc.credentials, *gpu.storage_ready, *depends_on],
+            depends_on=[*ngc.ready, *gpu.storage_ready, *depends_on],
             repository_credentials=ngc.helm_repository,
             # The chart-managed databases hold every dataset, model and adapter record.
             protect=protect,

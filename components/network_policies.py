@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import object_meta, platform_labels
+from components.kube import PodSecurityLevel, namespace, object_meta, platform_labels
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 DEFAULT_DENY = "default-deny-ingress"
@@ -96,20 +96,58 @@ def webhook(pods: Mapping[str, str], port: int) -> Allow:
     return Allow("webhook", pods, FROM_ANYWHERE, [port])
 
 
-def ingress_policies(
+@dataclass(frozen=True)
+class IsolatedNamespace:
+    """A created namespace and its ingress policies. Whatever starts pods in it depends on `ready`, so no pod runs
+    before the policies that admit its callers (or before the deny that shuts out everyone else)."""
+
+    namespace: k8s.core.v1.Namespace
+    policies: list[k8s.networking.v1.NetworkPolicy]
+
+    @property
+    def name(self) -> pulumi.Output[str]:
+        return self.namespace.metadata.name
+
+    @property
+    def ready(self) -> list[pulumi.Resource]:
+        return [self.namespace, *self.policies]
+
+
+@dataclass(frozen=True)
+class NamespaceSpec:
+    """A namespace the component `component` creates: its name, Pod Security level and the callers its pods admit.
+    Pulumi names: the Namespace `<component>-<resource_suffix>`, its policies `<component>-default-deny-ingress`
+    and `<component>-allow-<allow>`."""
+
+    name: str
+    pod_security: PodSecurityLevel
+    allows: Sequence[Allow]
+    component: str
+    resource_suffix: str = "ns"
+
+    def create(self, *, parent: pulumi.Resource, provider: k8s.Provider) -> IsolatedNamespace:
+        """The namespace enforcing `pod_security`, `default-deny-ingress` for every pod in it, and an
+        `allow-<name>` policy per allow (allows are additive)."""
+        names = [allow.name for allow in self.allows]
+        if len(set(names)) != len(names):
+            raise ValueError(f"network policy allows of {self.component} need unique names (got {names})")
+        created = namespace(
+            self.name,
+            pod_security=self.pod_security,
+            parent=parent,
+            provider=provider,
+            resource_name=f"{self.component}-{self.resource_suffix}",
+        )
+        return IsolatedNamespace(created, _ingress_policies(self.component, created, self.allows, parent, provider))
+
+
+def _ingress_policies(
     component_name: str,
     namespace: k8s.core.v1.Namespace,
     allows: Sequence[Allow],
-    *,
     parent: pulumi.Resource,
     provider: k8s.Provider,
 ) -> list[k8s.networking.v1.NetworkPolicy]:
-    """`default-deny-ingress` for every pod of `namespace`, and an `allow-<name>` policy per `allows`.
-
-    The deny policy is created with the namespace, before any chart installs pods into it; allows are additive."""
-    names = [allow.name for allow in allows]
-    if len(set(names)) != len(names):
-        raise ValueError(f"network policy allows of {component_name} need unique names (got {names})")
     opts = pulumi.ResourceOptions(parent=parent, provider=provider)
     labels = platform_labels("network-policy")
     policies = [

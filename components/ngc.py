@@ -14,7 +14,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.gpu import GpuWorkloadTarget
-from components.kube import PodSecurityLevel, namespace, object_meta, secret
+from components.kube import object_meta, secret
+from components.network_policies import NamespaceSpec
 
 NGC_API_SECRET = "ngc-api"
 NGC_API_SECRET_KEY = "NGC_API_KEY"
@@ -71,29 +72,24 @@ class NgcNamespace:
     namespace: k8s.core.v1.Namespace
     credentials: NgcCredentials
     helm_repository: k8s.helm.v3.RepositoryOptsArgs
+    # What a chart in the namespace waits for: the namespace, its network policies and the NGC Secrets.
+    ready: list[pulumi.Resource]
 
     def __init__(
         self,
-        component_name: str,
-        namespace_name: str,
+        spec: NamespaceSpec,
         *,
-        pod_security: PodSecurityLevel,
         helm_repository: str,
         gpu: GpuWorkloadTarget,
         ngc_api_key: pulumi.Output[str],
         parent: pulumi.Resource,
     ) -> None:
-        self.name = namespace_name
-        self.namespace = namespace(
-            namespace_name,
-            pod_security=pod_security,
-            parent=parent,
-            provider=gpu.provider,
-            resource_name=f"{component_name}-ns",
-        )
+        self.name = spec.name
+        isolated = spec.create(parent=parent, provider=gpu.provider)
+        self.namespace = isolated.namespace
         # The namespace's name Output carries the dependency on it.
         self.credentials = NgcCredentials(
-            f"{gpu.cluster_name}-{namespace_name}-ngc",
+            f"{gpu.cluster_name}-{spec.name}-ngc",
             self.namespace.metadata.name,
             ngc_api_key,
             gpu.provider,
@@ -102,3 +98,4 @@ class NgcNamespace:
         self.helm_repository = k8s.helm.v3.RepositoryOptsArgs(
             repo=helm_repository, username=NGC_USERNAME, password=pulumi.Output.secret(ngc_api_key)
         )
+        self.ready = [*isolated.ready, self.credentials]

@@ -17,7 +17,7 @@ from components.gateway_objects import PROXY_PEER
 from components.gpu import GpuWorkloadTarget
 from components.helm import ChartRef, release
 from components.kube import custom_object, object_meta, restricted_pod_security
-from components.network_policies import Allow, Peer, ingress_policies, metrics_scraping
+from components.network_policies import Allow, NamespaceSpec, Peer, metrics_scraping
 from components.ngc import NGC_API_SECRET, NGC_PULL_SECRET, NgcNamespace
 
 NIM_CHART = "nim-llm"
@@ -324,16 +324,11 @@ class NimServing(pulumi.ComponentResource):
         super().__init__("llmops:nim:NimServing", name, None, opts)
         self.namespace_name = config.namespace
         ngc = NgcNamespace(
-            name,
-            config.namespace,
-            pod_security="restricted",
+            NamespaceSpec(config.namespace, "restricted", nim_network_allows(nemo_namespace, prometheus), name),
             helm_repository=NIM_REPOSITORY,
             gpu=gpu,
             ngc_api_key=ngc_api_key,
             parent=self,
-        )
-        ingress_policies(
-            name, ngc.namespace, nim_network_allows(nemo_namespace, prometheus), parent=self, provider=gpu.provider
         )
         self.models = [
             ServedModel(
@@ -355,7 +350,7 @@ class NimServing(pulumi.ComponentResource):
                 protect=protect,
                 scaling=scaled_object_spec(model, config.namespace, keda) if keda_scales(model, keda) else None,
                 depends_on=[
-                    ngc.credentials,
+                    *ngc.ready,
                     *gpu.gpu_operator_ready,
                     *gpu.storage_ready,
                     *(peft_source_ready if model.lora.enabled else ()),

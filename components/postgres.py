@@ -19,8 +19,8 @@ import pulumi_kubernetes as k8s
 
 from components.aks import ClusterPlacement
 from components.config import MlflowConfig
-from components.kube import namespace, object_meta, platform_labels, secret
-from components.network_policies import ingress_policies
+from components.kube import object_meta, platform_labels, secret
+from components.network_policies import NamespaceSpec
 from components.passwords import generated_password
 
 PORT = 5432
@@ -258,11 +258,9 @@ class DatabaseRoles(pulumi.ComponentResource):
     ) -> None:
         super().__init__("llmops:postgres:DatabaseRoles", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=provider)
-        ns = namespace(
-            ROLES_NAMESPACE, pod_security="restricted", parent=self, provider=provider, resource_name=f"{name}-ns"
-        )
         # Nothing calls the Job; it only connects out, to the server's private endpoint.
-        ingress_policies(name, ns, [], parent=self, provider=provider)
+        isolated = NamespaceSpec(ROLES_NAMESPACE, "restricted", [], name).create(parent=self, provider=provider)
+        ns = isolated.namespace
         passwords = {"PGPASSWORD": server.admin_password} | {
             password_env(role): password for role, password in server.role_passwords.items()
         }
@@ -346,7 +344,7 @@ class DatabaseRoles(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=provider,
-                depends_on=[credentials, config_map, *server.databases.values()],
+                depends_on=[*isolated.policies, credentials, config_map, *server.databases.values()],
                 # A Job's template cannot change in place, and a completed Job does not run again: replace it (same
                 # name, so delete first) when the script or any password changes. The trigger stays secret.
                 replacement_trigger=pulumi.Output.secret(pulumi.Output.all(script, *passwords.values())),

@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 
 from components.container_sizing import requests_limits
 from components.helm import ChartRef, release_in_namespace
-from components.network_policies import ingress_policies, webhook
+from components.network_policies import NamespaceSpec, webhook
 
 VOLCANO_REPOSITORY = "https://volcano-sh.github.io/helm-charts"
 VOLCANO_NAMESPACE = "volcano-system"
@@ -85,20 +85,16 @@ class Volcano(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("llmops:volcano:Volcano", name, None, opts)
-        self.namespace, self.release = release_in_namespace(
+        # `baseline`, not `privileged`: with colocation off the chart deploys no node agent, and the scheduler,
+        # controllers and webhook only add DAC_OVERRIDE, which baseline allows. Only the kube-apiserver calls in (the
+        # admission webhook); with metrics off nothing scrapes the rest.
+        namespace = NamespaceSpec(VOLCANO_NAMESPACE, "baseline", [webhook(ADMISSION_LABELS, ADMISSION_PORT)], name)
+        _, self.release = release_in_namespace(
             "volcano",
             ChartRef("volcano", version, VOLCANO_REPOSITORY),
             volcano_values(job_namespaces),
-            namespace_name=VOLCANO_NAMESPACE,
-            # `baseline`, not `privileged`: with colocation off the chart deploys no node agent, and the scheduler,
-            # controllers and webhook only add DAC_OVERRIDE, which baseline allows (restricted does not).
-            pod_security="baseline",
-            namespace_resource_name=f"{name}-ns",
+            namespace,
             parent=self,
             provider=provider,
-        )
-        # Only the kube-apiserver calls in (the admission webhook); with metrics off nothing scrapes the rest.
-        ingress_policies(
-            name, self.namespace, [webhook(ADMISSION_LABELS, ADMISSION_PORT)], parent=self, provider=provider
         )
         self.register_outputs({"namespace": VOLCANO_NAMESPACE, "queue": self.queue})

@@ -19,6 +19,7 @@ import pytest
 from support.plans import STACKS, Plan, plan_of
 from support.rendered import NGC_ONLY, pod_specs, rendered_of
 from test_policies import Case, kube, namespace_, run
+from test_policies import release as helm_release
 
 from components.gateway_objects import PRIVILEGED_PORT_SHIFT, PROXY_LABELS
 from components.gpu_operator import DCGM_EXPORTER_LABELS, DCGM_EXPORTER_PORT
@@ -555,6 +556,28 @@ ALLOW_ONLY = {
 }
 DENY_ALL = {"podSelector": {}, "policyTypes": ["Ingress"]}
 
+
+def _waiting(registration: Registration, *upstream: Registration) -> Registration:
+    registration.dependencies = [r.urn for r in upstream]
+    return registration
+
+
+def _release_into_web(waits_for_policy: bool) -> list[Registration]:
+    """Namespace `web` with a deny policy, a release into it, and a namespace of the same name on another cluster
+    whose policy the release need not wait for."""
+    web = namespace_("web")
+    deny = _waiting(_network_policy("default-deny-ingress", "web", DENY_ALL), web)
+    elsewhere = namespace_("web")
+    elsewhere.urn, elsewhere.name = f"{elsewhere.urn}-other-cluster", f"{elsewhere.name}-other-cluster"
+    elsewhere_deny = _waiting(_network_policy("default-deny-other-cluster", "web", DENY_ALL), elsewhere)
+    # The release reaches its namespace only through another resource (as NIM does through its NGC Secrets).
+    credentials = _waiting(kube("Secret", "v1", "credentials", "web"), web)
+    chart = _waiting(
+        helm_release("web", "web", "https://charts.example.com"), credentials, *([deny] if waits_for_policy else [])
+    )
+    return [web, deny, elsewhere, elsewhere_deny, credentials, chart]
+
+
 POLICY_CASES = [
     Case(
         "namespaces-default-deny-ingress",
@@ -578,6 +601,11 @@ POLICY_CASES = [
         # Without policyTypes Kubernetes infers Ingress.
         lambda: [namespace_("web"), _network_policy("default-deny-ingress", "web", {"podSelector": {}})],
     ),
+    Case(
+        "releases-wait-for-network-policies",
+        lambda: _release_into_web(waits_for_policy=False),
+        lambda: _release_into_web(waits_for_policy=True),
+    ),
 ]
 
 
@@ -593,5 +621,5 @@ def test_network_rule_passes_the_compliant_case(case: Case) -> None:
     assert [v for v in run(case.compliant(), [case.policy]) if v.policy == case.policy] == []
 
 
-def test_the_shipped_stacks_pass_the_pack_rule(any_stack: Plan) -> None:
-    assert [v for v in any_stack.verdicts if v.policy == "namespaces-default-deny-ingress"] == []
+def test_the_shipped_stacks_pass_the_pack_rules(any_stack: Plan) -> None:
+    assert [v for v in any_stack.verdicts if v.policy in {case.policy for case in POLICY_CASES}] == []

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pulumi_policy import ReportViolation, StackValidationArgs
+from pulumi_policy import PolicyResource, ReportViolation, StackValidationArgs
 
-from .common import kube_resources_of, meta_name, meta_namespace
+from .common import is_kind, kube_resources_of, meta_name, meta_namespace, resources_of
 from .props import get_path, is_mapping, items_of, strings_of
 from .rules import MANDATORY, Rules
+from .tokens import HELM_RELEASE
 
 RULES = Rules()
 
@@ -46,6 +47,49 @@ def namespaces_default_deny_ingress(args: StackValidationArgs, report_violation:
                 "components/network_policies.py's ingress_policies.",
                 namespace.urn,
             )
+
+
+def _upstream(resource: PolicyResource) -> dict[str, PolicyResource]:
+    """Everything `resource` waits for, directly or through what it depends on, by URN."""
+    seen: dict[str, PolicyResource] = {}
+    pending = list(resource.dependencies)
+    while pending:
+        dependency = pending.pop()
+        if dependency.urn not in seen:
+            seen[dependency.urn] = dependency
+            pending.extend(dependency.dependencies)
+    return seen
+
+
+@RULES.stack("releases-wait-for-network-policies", MANDATORY)
+def releases_wait_for_network_policies(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Helm releases into a namespace the stack creates wait for that namespace's NetworkPolicies, so no pod starts
+    before the deny and the allows that admit its callers."""
+    releases = resources_of(args, HELM_RELEASE)
+    if not releases or not kube_resources_of(args, "", "Namespace"):
+        args.not_applicable("no Helm release into a namespace the stack creates")
+    policies = kube_resources_of(args, "networking.k8s.io", "NetworkPolicy")
+    for release in releases:
+        target = str(get_path(release.props, "namespace", default="") or "")
+        upstream = _upstream(release)
+        # The release's namespace among what it waits for (a name alone would be ambiguous across the clusters).
+        namespaces = [
+            r for r in upstream.values() if is_kind(r.resource_type, "", "Namespace") and meta_name(r.props) == target
+        ]
+        for namespace in namespaces:
+            missing = sorted(
+                meta_name(policy.props)
+                for policy in policies
+                if namespace.urn in {d.urn for d in policy.dependencies} and policy.urn not in upstream
+            )
+            if missing:
+                report_violation(
+                    f"Helm release {release.name!r} installs into namespace {target!r} without waiting for its "
+                    f"NetworkPolicies {', '.join(missing)}: its pods can start before the policies that admit their "
+                    "callers exist. Create the namespace with components/network_policies.py's NamespaceSpec and "
+                    "depend on its `ready`.",
+                    release.urn,
+                )
 
 
 POLICIES = RULES.policies
