@@ -7,7 +7,7 @@ Gateway API v1.6.1 (experimental channel, installed by the chart): gateway.netwo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +96,29 @@ class GatewayObjects:
             spec=spec,
             opts=self.options(depends_on),
         )
+
+    def route_grants(
+        self, gateway: str, services: Iterable[tuple[str, str]], depends_on: Sequence[pulumi.Resource]
+    ) -> None:
+        """One ReferenceGrant `<gateway>-routes` per namespace of `services` ((namespace, Service) pairs), letting
+        the HTTPRoutes in the gateway's namespace reach exactly those Services. `depends_on`: the CRDs and what
+        creates the Services' namespaces (the grants live there)."""
+        by_namespace: dict[str, set[str]] = {}
+        for service_namespace, service in services:
+            by_namespace.setdefault(service_namespace, set()).add(service)
+        for service_namespace, names in by_namespace.items():
+            self.custom(
+                f"grant-{service_namespace}",
+                GATEWAY_API_VERSION,
+                "ReferenceGrant",
+                f"{gateway}-routes",
+                {
+                    "from": [{"group": GATEWAY_API, "kind": "HTTPRoute", "namespace": NAMESPACE}],
+                    "to": [{"group": "", "kind": "Service", "name": name} for name in sorted(names)],
+                },
+                object_namespace=service_namespace,
+                depends_on=depends_on,
+            )
 
     def envoy_proxy(
         self, proxy_config: str, envoy_service: Mapping[str, Any], depends_on: Sequence[pulumi.Resource]

@@ -15,7 +15,6 @@ from components.config import GatewayConfig
 from components.gateway_objects import (
     ENVOY_GATEWAY_VERSION,
     GATEWAY,
-    GATEWAY_API,
     GATEWAY_API_VERSION,
     HTTPS_LISTENER,
     NAMESPACE,
@@ -147,7 +146,7 @@ def route_backends(
     `api_key`: the key clients present, given exactly when `config.auth` is api-key (PlatformSecrets)."""
     routes = [_http_route(objects, backend, hostnames[backend.name], depends_on=[gateway]) for backend in backends]
     route_refs = [gateway_ref("HTTPRoute", backend.name) for backend in backends]
-    _grant_backends(objects, backends, depends_on=[*crds, *backends_ready])
+    objects.route_grants(GATEWAY, [(b.namespace, b.service) for b in backends], depends_on=[*crds, *backends_ready])
 
     if api_key is not None:
         secret(
@@ -210,26 +209,3 @@ def _http_route(
         },
         depends_on=depends_on,
     )
-
-
-def _grant_backends(
-    objects: GatewayObjects, backends: Sequence[GatewayBackend], depends_on: Sequence[pulumi.Resource]
-) -> None:
-    """One ReferenceGrant per backend namespace, naming exactly the Services the routes reach. `depends_on`: the
-    CRDs and what creates the backends' namespaces (the grants live there)."""
-    by_namespace: dict[str, list[str]] = {}
-    for backend in backends:
-        by_namespace.setdefault(backend.namespace, []).append(backend.service)
-    for backend_namespace, services in by_namespace.items():
-        objects.custom(
-            f"grant-{backend_namespace}",
-            GATEWAY_API_VERSION,
-            "ReferenceGrant",
-            f"{GATEWAY}-routes",
-            {
-                "from": [{"group": GATEWAY_API, "kind": "HTTPRoute", "namespace": NAMESPACE}],
-                "to": [{"group": "", "kind": "Service", "name": service} for service in sorted(set(services))],
-            },
-            object_namespace=backend_namespace,
-            depends_on=depends_on,
-        )

@@ -32,7 +32,6 @@ from components.gateway import (
 from components.gateway_objects import (
     ENVOY_GATEWAY,
     ENVOY_GATEWAY_VERSION,
-    GATEWAY_API,
     GATEWAY_API_VERSION,
     HTTPS_PORT,
     NAMESPACE,
@@ -209,6 +208,8 @@ class InternalEntry(pulumi.ComponentResource):
             ),
         ]
         ready = [*crds, *backends_ready]
+        # A Backend object carries TLS to the HTTPS UIs; plain-HTTP Services are reached across namespaces.
+        objects.route_grants(GATEWAY, [(b.namespace, b.service) for b in backends if not b.tls], ready)
         for backend in backends:
             self._route(objects, backend, ready, protection)
 
@@ -241,18 +242,6 @@ class InternalEntry(pulumi.ComponentResource):
             )
             backend_ref: dict[str, str | int] = {"group": ENVOY_GATEWAY, "kind": "Backend", "name": backend.name}
         else:
-            objects.custom(
-                f"grant-{backend.namespace}",
-                GATEWAY_API_VERSION,
-                "ReferenceGrant",
-                f"{GATEWAY}-routes",
-                {
-                    "from": [{"group": GATEWAY_API, "kind": "HTTPRoute", "namespace": NAMESPACE}],
-                    "to": [{"group": "", "kind": "Service", "name": backend.service}],
-                },
-                object_namespace=backend.namespace,
-                depends_on=ready,
-            )
             backend_ref = {
                 "group": "",
                 "kind": "Service",
