@@ -118,10 +118,10 @@ def envoy_gateway_values() -> dict[str, Any]:
     }
 
 
-def gateway_network_allows(config: GatewayConfig) -> list[Allow]:
-    """Clients reach the proxies from anywhere (the LoadBalancer keeps their address); the proxies reach the
-    controller and, during ACME challenges, cert-manager's solver pods, all in this namespace."""
-    listener_ports = [HTTPS_PORT, HTTP_PORT] if config.tls.mode == "cert-manager" else [HTTPS_PORT]
+def envoy_gateway_allows(listener_ports: Sequence[int]) -> list[Allow]:
+    """Who reaches the pods of an Envoy Gateway namespace: clients reach the proxies' listener ports from anywhere
+    (the load balancer keeps their address; policies on the Gateway narrow them), the proxies reach the controller
+    and each other, and the kube-apiserver calls the controller's webhook."""
     return [
         Allow("clients", PROXY_LABELS, FROM_ANYWHERE, [port + PRIVILEGED_PORT_SHIFT for port in listener_ports]),
         among_themselves(),
@@ -129,25 +129,43 @@ def gateway_network_allows(config: GatewayConfig) -> list[Allow]:
     ]
 
 
+def gateway_network_allows(config: GatewayConfig) -> list[Allow]:
+    """The GPU gateway's: its HTTPS port and, with ACME, port 80 (the proxies reach cert-manager's solver pods in
+    this namespace during challenges, among themselves)."""
+    return envoy_gateway_allows([HTTPS_PORT, HTTP_PORT] if config.tls.mode == "cert-manager" else [HTTPS_PORT])
+
+
+def load_balancer_service(name: str, annotations: Mapping[str, pulumi.Input[str]] | None) -> dict[str, Any]:
+    """`envoyService` of an EnvoyProxy: a LoadBalancer named `name`; `Local` keeps the client's source address,
+    which the allowlists match on."""
+    service: dict[str, Any] = {"name": name, "type": "LoadBalancer", "externalTrafficPolicy": "Local"}
+    if annotations:
+        service["annotations"] = dict(annotations)
+    return service
+
+
 def same_namespace_routes(kind: str) -> dict[str, Any]:
     # Routes live next to the Gateway: exposing a service is a change here, never in a workload namespace.
     return {"namespaces": {"from": "Same"}, "kinds": [{"group": GATEWAY_API, "kind": kind}]}
+
+
+def https_listener(name: str, hostname: str, tls_secret: str) -> dict[str, Any]:
+    """A listener terminating TLS for `hostname` with the certificate in Secret `tls_secret`, for HTTPRoutes."""
+    return {
+        "name": name,
+        "protocol": "HTTPS",
+        "port": HTTPS_PORT,
+        "hostname": hostname,
+        "tls": {"mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": tls_secret}]},
+        "allowedRoutes": same_namespace_routes("HTTPRoute"),
+    }
 
 
 def gateway_listeners(
     config: GatewayConfig, tls_secret: str, api_server_sni: pulumi.Input[str] | None
 ) -> list[dict[str, Any]]:
     wildcard = f"*.{config.domain}"
-    listeners: list[dict[str, Any]] = [
-        {
-            "name": HTTPS_LISTENER,
-            "protocol": "HTTPS",
-            "port": HTTPS_PORT,
-            "hostname": wildcard,
-            "tls": {"mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": tls_secret}]},
-            "allowedRoutes": same_namespace_routes("HTTPRoute"),
-        }
-    ]
+    listeners = [https_listener(HTTPS_LISTENER, wildcard, tls_secret)]
     if config.tls.mode == "cert-manager":
         # Plain HTTP carries only the ACME HTTP-01 challenge routes cert-manager adds; nothing else attaches.
         listeners.append(
@@ -258,13 +276,7 @@ class EnvoyGateway(pulumi.ComponentResource):
 
         tls_secret = self._certificate(config, cert_manager_version, certificate_after)
 
-        # `Local` keeps the client's source address, which the passthrough allowlist matches on.
-        envoy_service = {
-            "name": SERVICE,
-            "type": "LoadBalancer",
-            "externalTrafficPolicy": "Local",
-            **({"annotations": dict(service_annotations)} if service_annotations else {}),
-        }
+        envoy_service = load_balancer_service(SERVICE, service_annotations)
         proxy = objects.envoy_proxy(PROXY_CONFIG, envoy_service, [*crds, *service_ready])
         gateway_class = objects.gateway_class(GATEWAY_CLASS, PROXY_CONFIG, proxy, crds)
 

@@ -23,11 +23,11 @@ import pulumi_kubernetes as k8s
 from components import argo_workflows, argocd, mlflow
 from components.config import InternalEntryConfig
 from components.gateway import (
-    CONTROLLER_LABELS,
-    CONTROLLER_WEBHOOK_PORT,
+    envoy_gateway_allows,
     envoy_gateway_values,
+    https_listener,
     install_envoy_gateway,
-    same_namespace_routes,
+    load_balancer_service,
 )
 from components.gateway_objects import (
     ENVOY_GATEWAY,
@@ -35,14 +35,12 @@ from components.gateway_objects import (
     GATEWAY_API_VERSION,
     HTTPS_PORT,
     NAMESPACE,
-    PRIVILEGED_PORT_SHIFT,
-    PROXY_LABELS,
     PROXY_PEER,
     GatewayObjects,
     gateway_ref,
 )
 from components.gateway_passthrough import client_allowlist
-from components.network_policies import FROM_ANYWHERE, Allow, NamespaceSpec, among_themselves, webhook
+from components.network_policies import NamespaceSpec
 
 RELEASE = "envoy-gateway-internal"
 GATEWAY_CLASS = "envoy-gateway-internal"
@@ -98,28 +96,12 @@ def internal_entry_values() -> dict[str, Any]:
 
 
 def internal_service(address: str) -> dict[str, Any]:
-    """`envoyService` of the EnvoyProxy: an internal LoadBalancer at `address`; `Local` keeps the client address
-    the allowlist matches on."""
-    return {
-        "name": SERVICE,
-        "type": "LoadBalancer",
-        "externalTrafficPolicy": "Local",
-        "annotations": {INTERNAL_ANNOTATION: "true", IPV4_ANNOTATION: address},
-    }
+    """`envoyService` of the EnvoyProxy: an internal LoadBalancer at `address`."""
+    return load_balancer_service(SERVICE, {INTERNAL_ANNOTATION: "true", IPV4_ANNOTATION: address})
 
 
 def listeners(backends: Sequence[UiBackend], tls_secret: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": backend.name,
-            "protocol": "HTTPS",
-            "port": HTTPS_PORT,
-            "hostname": backend.hostname,
-            "tls": {"mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": tls_secret}]},
-            "allowedRoutes": same_namespace_routes("HTTPRoute"),
-        }
-        for backend in backends
-    ]
+    return [https_listener(backend.name, backend.hostname, tls_secret) for backend in backends]
 
 
 class InternalEntry(pulumi.ComponentResource):
@@ -147,12 +129,8 @@ class InternalEntry(pulumi.ComponentResource):
         objects = GatewayObjects(name, self, provider)
         self.address = address
         self.hostnames = {backend.name: backend.hostname for backend in backends}
-        allows = [
-            # The load balancer keeps client addresses; the SecurityPolicy below narrows them to the private ranges.
-            Allow("clients", PROXY_LABELS, FROM_ANYWHERE, [HTTPS_PORT + PRIVILEGED_PORT_SHIFT]),
-            among_themselves(),
-            webhook(CONTROLLER_LABELS, CONTROLLER_WEBHOOK_PORT),
-        ]
+        # The SecurityPolicy below narrows the clients to the private ranges.
+        allows = envoy_gateway_allows([HTTPS_PORT])
         _, _, self.release = install_envoy_gateway(
             RELEASE,
             chart_version,
