@@ -24,3 +24,10 @@ def test_readme_quick_start_commands_exist_in_the_makefile() -> None:
         assert f"\n{target}:" in makefile
         assert f"make {target}" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_counts_the_rules_the_pack_ships() -> None:
+    from policies.pack.catalog import POLICIES
+
+    readme = (ROOT / "README.md").read_text()
+    assert f"CrossGuard pack of {len(POLICIES)} rules" in readme, "README.md's rule count is stale"
