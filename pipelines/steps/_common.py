@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,11 @@ def write_outputs(output_dir: Path, outputs: Mapping[str, Any]) -> None:
     for name, value in outputs.items():
         text = value if isinstance(value, str) else dumps(value)
         (output_dir / name).write_text(text, encoding="utf-8")
+
+
+def jsonl_bytes(records: Iterable[Any]) -> bytes:
+    """A JSONL file's content: each record on its own line as json.dumps writes it, non-ASCII kept, UTF-8."""
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records).encode()
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, str]]:

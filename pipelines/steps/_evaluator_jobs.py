@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import nemo_microservices as nemo
-from nemo_microservices.types.evaluation import EvaluationJob
 
 from pipelines.steps._benchmarks import GREEDY, target
 from pipelines.steps._chat import Example, load_examples
 from pipelines.steps._common import StepError, add_output_dir, env
-from pipelines.steps._http import JOB_FAILED, Backoff, PollTimeout, cancel_jobs_quietly, nemo_client, nemo_errors, poll
-from pipelines.steps.evaluate_benchmarks import flatten_results, job_fields, start_job
+from pipelines.steps._http import Backoff, nemo_client
+from pipelines.steps.evaluate_benchmarks import flatten_results, job_fields, job_result, start_job, wait_for_jobs
 
 log = logging.getLogger(__name__)
 
@@ -168,26 +167,8 @@ class EvaluatorJob:
     def result(self) -> dict[str, float]:
         """Wait for the job; its aggregate scores as {"<kind>.<task>.<metric>.<score>": value}."""
         assert self.client is not None, "submit() first"
-        evaluator = self.client
-
-        def fetch() -> EvaluationJob:
-            with nemo_errors("evaluation job status"):
-                return evaluator.evaluation.jobs.retrieve(self.job_id)
-
-        def done(job: EvaluationJob) -> bool:
-            if job.status in JOB_FAILED:
-                message = job.status_details.message if job.status_details else ""
-                raise StepError(f"evaluation job {self.job_id} ({self.kind}) {job.status}: {message}")
-            return job.status == "completed"
-
-        try:
-            poll(fetch, done, self.run.backoff, f"evaluation job {self.job_id}")
-        except PollTimeout:
-            cancel_jobs_quietly("evaluation", [self.job_id], evaluator.evaluation.jobs.cancel)
-            raise
-        with nemo_errors(f"results of evaluation job {self.job_id}"):
-            result = evaluator.evaluation.jobs.results(self.job_id)
-        flat = flatten_results(self.kind, result, default_count=None)
+        wait_for_jobs(self.client, {self.kind: self.job_id}, self.run.backoff, f"evaluation job {self.job_id}")
+        flat = flatten_results(self.kind, job_result(self.client, self.job_id), default_count=None)
         return {key: entry["value"] for key, entry in flat.items()}
 
     def close(self) -> None:

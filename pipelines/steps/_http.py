@@ -61,6 +61,10 @@ class NotFound(StepError):
     """The service answered 404 for the thing asked about."""
 
 
+class Conflict(StepError):
+    """The service answered 409: what a create was to make exists already."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 4
@@ -281,7 +285,7 @@ def nemo_client(base_url: str, *, timeout: float = 60.0, max_retries: int = 3) -
 
 @contextmanager
 def nemo_errors(what: str) -> Iterator[None]:
-    """Translate SDK errors into the steps' exit-code classes: 404, other 4xx, and the transient rest."""
+    """Translate SDK errors into the steps' exit-code classes: 404, 409, other 4xx, and the transient rest."""
     try:
         yield
     except nemo.NotFoundError as exc:
@@ -289,7 +293,28 @@ def nemo_errors(what: str) -> Iterator[None]:
     except (nemo.RateLimitError, nemo.InternalServerError, nemo.APIConnectionError) as exc:
         raise TransientError(f"{what}: {type(exc).__name__}: {exc}") from exc
     except nemo.APIStatusError as exc:
-        raise StepError(f"{what} returned {exc.status_code}: {exc.response.text[:1000]}") from exc
+        error = Conflict if isinstance(exc, nemo.ConflictError) else StepError
+        raise error(f"{what} returned {exc.status_code}: {exc.response.text[:1000]}") from exc
+
+
+def resume_or_create(find: Callable[[], T | None], create: Callable[[], T], *, what: str) -> tuple[T, bool]:
+    """The job an earlier attempt of the step started, found by its mark, else a new one; True when found.
+
+    `find` looks the marked job up; `create` starts it, without retries of its own (`.with_options(max_retries=0)`),
+    and runs once, its SDK errors translated as creating `what`. When its answer is lost (a TransientError) the job
+    may exist all the same: `find` looks again before the error is raised, so a retry never starts a second job.
+    """
+    existing = find()
+    if existing is not None:
+        return existing, True
+    try:
+        with nemo_errors(what):
+            return create(), False
+    except TransientError:
+        found = find()
+        if found is None:
+            raise
+        return found, False
 
 
 def cancel_jobs_quietly(kind: str, job_ids: Iterable[str], cancel: Callable[[str], object]) -> list[str]:
@@ -328,6 +353,26 @@ def poll(fetch: Callable[[], T], done: Callable[[T], bool], backoff: Backoff, wh
             raise PollTimeout(f"timed out after {backoff.timeout:g}s waiting for {what}")
         time.sleep(min(delay, remaining))
         delay = min(delay * 2, backoff.maximum)
+
+
+def poll_jobs(
+    fetch: Callable[[], T],
+    done: Callable[[T], bool],
+    backoff: Backoff,
+    what: str,
+    *,
+    kind: str,
+    job_ids: Iterable[str],
+    cancel: Callable[[str], object],
+) -> T:
+    """`poll` for NeMo jobs of one kind: when the wait times out, the jobs of `job_ids` are cancelled (quietly: the
+    timeout is the error) and the PollTimeout is re-raised, so no job keeps holding GPUs that nothing waits for.
+    `job_ids` is read then: a live view of the jobs still pending names just those."""
+    try:
+        return poll(fetch, done, backoff, what)
+    except PollTimeout:
+        cancel_jobs_quietly(kind, job_ids, cancel)
+        raise
 
 
 def poll_consecutive(check: Callable[[], bool], *, needed: int, interval: float, timeout: float, what: str) -> None:

@@ -22,24 +22,16 @@ from typing import Any
 import nemo_microservices as nemo
 from nemo_microservices.types.customization import CustomizationJob, CustomizationStatusDetails
 
-from pipelines.steps._common import (
-    StepError,
-    TransientError,
-    add_output_dir,
-    add_service_url,
-    dumps,
-    parser_for,
-    write_outputs,
-)
+from pipelines.steps._common import StepError, add_output_dir, add_service_url, dumps, parser_for, write_outputs
 from pipelines.steps._http import (
     JOB_FAILED,
     Backoff,
+    Conflict,
     NotFound,
-    PollTimeout,
-    cancel_jobs_quietly,
     nemo_client,
     nemo_errors,
-    poll,
+    poll_jobs,
+    resume_or_create,
 )
 
 log = logging.getLogger(__name__)
@@ -121,10 +113,9 @@ def ensure_config(customizer: nemo.NeMoMicroservices, namespace: str, options: T
                 description=f"LoRA SFT of {options.target}, created by the llmops pipelines",
             )
         log.info("created customization config %s for target %s", reference, options.target)
-    except StepError as exc:
+    except Conflict:
         # Another run created it in the meantime: the config is the same, because its name is its options.
-        if not isinstance(exc.__cause__, nemo.ConflictError):
-            raise
+        pass
     return reference
 
 
@@ -152,26 +143,21 @@ def start_job(
     hyperparameters: Hyperparameters,
 ) -> CustomizationJob:
     """The workflow run's job: the one a previous attempt started, or a new one."""
-    existing = find_job(customizer, workflow_uid)
-    if existing is not None:
-        log.info("resuming customization job %s, started by an earlier attempt", existing.id)
-        return existing
-    try:
-        with nemo_errors("creating the customization job"):
-            job = customizer.with_options(max_retries=0).customization.jobs.create(
-                name=job_name(workflow_uid),
-                description=job_marker(workflow_uid),
-                config=config,
-                dataset={"name": dataset, "namespace": namespace},
-                hyperparameters=hyperparameters.payload(),  # type: ignore[arg-type]
-                output_model=f"{namespace}/{output_model}",
-            )
-    except TransientError:
-        # The create may have reached the Customizer before the connection broke: look before giving up.
-        found = find_job(customizer, workflow_uid)
-        if found is None:
-            raise
-        job = found
+    job, resumed = resume_or_create(
+        lambda: find_job(customizer, workflow_uid),
+        lambda: customizer.with_options(max_retries=0).customization.jobs.create(
+            name=job_name(workflow_uid),
+            description=job_marker(workflow_uid),
+            config=config,
+            dataset={"name": dataset, "namespace": namespace},
+            hyperparameters=hyperparameters.payload(),  # type: ignore[arg-type]
+            output_model=f"{namespace}/{output_model}",
+        ),
+        what="creating the customization job",
+    )
+    if resumed:
+        log.info("resuming customization job %s, started by an earlier attempt", job.id)
+        return job
     if not job.id:
         raise StepError(f"customization job response has no id: {job}")
     log.info("created customization job %s for %s/%s", job.id, namespace, output_model)
@@ -205,13 +191,16 @@ def wait_for_job(customizer: nemo.NeMoMicroservices, job_id: str, backoff: Backo
         with nemo_errors(f"status of customization job {job_id}"):
             return customizer.customization.jobs.status(job_id)
 
-    try:
-        return poll(fetch, lambda status: job_finished(job_id, status), backoff, f"customization job {job_id}")
-    except PollTimeout:
-        # A job left running would keep holding the GPUs the semaphore is about to release.
-        log.warning("cancelling customization job %s", job_id)
-        cancel_jobs_quietly("customization", [job_id], customizer.customization.jobs.cancel)
-        raise
+    # On the timeout the job is cancelled: left running, it would keep the GPUs the semaphore is about to release.
+    return poll_jobs(
+        fetch,
+        lambda status: job_finished(job_id, status),
+        backoff,
+        f"customization job {job_id}",
+        kind="customization",
+        job_ids=[job_id],
+        cancel=customizer.customization.jobs.cancel,
+    )
 
 
 def training_metrics(status: CustomizationStatusDetails) -> dict[str, float]:

@@ -67,15 +67,21 @@ def serves(model: str, listed: set[str]) -> bool:
     return model in listed or any(entry.startswith(f"{model}@") for entry in listed)
 
 
-def wait_until_served(nim: ServiceClient, model: str, *, needed: int, interval: float, timeout: float) -> None:
-    def listed() -> bool:
+def wait_for_listing(
+    nim: ServiceClient, model: str, *, listed: bool, needed: int, interval: float, timeout: float
+) -> None:
+    """Wait until NIM's /v1/models lists `model` (listed=True: NIM serves it) or no longer lists it (listed=False:
+    NIM dropped it) on `needed` checks in a row, `interval` seconds apart; PollTimeout after `timeout` seconds."""
+
+    def as_wanted() -> bool:
         models = served_models(nim)
-        if not serves(model, models):
-            log.info("NIM does not list %s (%d models listed)", model, len(models))
+        if serves(model, models) != listed:
+            log.info("NIM %s %s (%d models listed)", "does not list" if listed else "still lists", model, len(models))
             return False
         return True
 
-    poll_consecutive(listed, needed=needed, interval=interval, timeout=timeout, what=f"NIM to serve {model}")
+    what = f"NIM to {'serve' if listed else 'drop'} {model}"
+    poll_consecutive(as_wanted, needed=needed, interval=interval, timeout=timeout, what=what)
 
 
 def promote(entity_store: nemo.NeMoMicroservices, alias: str, adapter: Model, record: Mapping[str, str]) -> str:
@@ -195,7 +201,7 @@ def main(argv: Sequence[str]) -> int:
     outputs: dict[str, Any] = {"model-id": args.model}
     with nemo_client(args.entity_store_url) as entity_store, ServiceClient(args.nim_url) as nim:
         adapter = model_entity(entity_store, args.model)
-        wait_until_served(nim, args.model, **wait)
+        wait_for_listing(nim, args.model, listed=True, **wait)
         if args.promote == "true":
             record = {
                 "alias": args.alias,
@@ -207,7 +213,7 @@ def main(argv: Sequence[str]) -> int:
                 "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
             record["previous_model"] = promote(entity_store, args.alias, adapter, record)
-            wait_until_served(nim, args.alias, **wait)
+            wait_for_listing(nim, args.alias, listed=True, **wait)
             if args.gitops_repo_url:
                 record["gitops_commit"] = commit_promotion(
                     args.gitops_repo_url, args.gitops_revision, args.gitops_path, args.alias, record

@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from pipelines.steps._chat import served_models
 from pipelines.steps._common import StepError, add_output_dir, parser_for, write_outputs
-from pipelines.steps._http import NotFound, ServiceClient, nemo_client, nemo_errors, poll_consecutive
-from pipelines.steps.deploy_adapter import add_adapter_service_arguments, serves, split_model_id
+from pipelines.steps._http import NotFound, ServiceClient, nemo_client, nemo_errors
+from pipelines.steps.deploy_adapter import add_adapter_service_arguments, split_model_id, wait_for_listing
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +39,13 @@ def main(argv: Sequence[str]) -> int:
             log.info("deleted %s from the Entity Store", args.model)
         except NotFound:
             log.info("%s is not in the Entity Store (deleted by an earlier attempt)", args.model)
-        poll_consecutive(
-            lambda: not serves(args.model, served_models(nim)),
+        wait_for_listing(
+            nim,
+            args.model,
+            listed=False,
             needed=args.consecutive,
             interval=args.interval_seconds,
             timeout=args.timeout_seconds,
-            what=f"NIM to drop {args.model}",
         )
     if args.mlflow_experiment:
         if not (args.tracking_uri and args.workflow_uid):

@@ -28,16 +28,8 @@ from pipelines.steps._benchmarks import (
     parse_benchmarks,
     target,
 )
-from pipelines.steps._common import (
-    StepError,
-    TransientError,
-    add_output_dir,
-    add_service_url,
-    json_object,
-    parser_for,
-    write_outputs,
-)
-from pipelines.steps._http import JOB_FAILED, Backoff, PollTimeout, cancel_jobs_quietly, nemo_client, nemo_errors, poll
+from pipelines.steps._common import StepError, add_output_dir, add_service_url, json_object, parser_for, write_outputs
+from pipelines.steps._http import JOB_FAILED, Backoff, nemo_client, nemo_errors, poll_jobs, resume_or_create
 
 log = logging.getLogger(__name__)
 
@@ -73,20 +65,56 @@ def start_job(
     config: Any,
     target_: Any,
 ) -> EvaluationJob:
-    existing = find_job(evaluator, namespace, fields)
-    if existing is not None:
-        log.info("resuming evaluation job %s (%s), started by an earlier attempt", existing.id, dict(fields))
-        return existing
-    try:
-        with nemo_errors("creating an evaluation job"):
-            return evaluator.with_options(max_retries=0).evaluation.jobs.create(
-                namespace=namespace, config=config, target=target_, custom_fields=dict(fields)
-            )
-    except TransientError:
-        found = find_job(evaluator, namespace, fields)
-        if found is None:
-            raise
-        return found
+    """The evaluation job marked with `fields`: the one a previous attempt started, or a new one."""
+    job, resumed = resume_or_create(
+        lambda: find_job(evaluator, namespace, fields),
+        lambda: evaluator.with_options(max_retries=0).evaluation.jobs.create(
+            namespace=namespace, config=config, target=target_, custom_fields=dict(fields)
+        ),
+        what="creating an evaluation job",
+    )
+    if resumed:
+        log.info("resuming evaluation job %s (%s), started by an earlier attempt", job.id, dict(fields))
+    return job
+
+
+def wait_for_jobs(evaluator: nemo.NeMoMicroservices, jobs: Mapping[str, str], backoff: Backoff, what: str) -> None:
+    """Wait until every job of `jobs` (the benchmark each is marked with -> job id) has completed, logging their
+    progress; `what` names them in a PollTimeout. A failed or cancelled job raises StepError naming it; on
+    PollTimeout the jobs not yet completed are cancelled (quietly: the timeout is the error) and it is re-raised."""
+    pending = dict(jobs)
+
+    def fetch() -> dict[str, EvaluationJob]:
+        with nemo_errors("evaluation job status"):
+            return {benchmark: evaluator.evaluation.jobs.retrieve(job_id) for benchmark, job_id in pending.items()}
+
+    def all_done(states: dict[str, EvaluationJob]) -> bool:
+        for benchmark, job in states.items():
+            details = job.status_details
+            log.info("benchmark %s (%s): %s, progress %s", benchmark, jobs[benchmark], job.status,
+                     details.progress if details else None)  # fmt: skip
+            if job.status in JOB_FAILED:
+                message = details.message if details else ""
+                raise StepError(f"evaluation job {jobs[benchmark]} ({benchmark}) {job.status}: {message}")
+            if job.status == "completed":
+                del pending[benchmark]
+        return not pending
+
+    poll_jobs(
+        fetch,
+        all_done,
+        backoff,
+        what,
+        kind="evaluation",
+        job_ids=pending.values(),
+        cancel=evaluator.evaluation.jobs.cancel,
+    )
+
+
+def job_result(evaluator: nemo.NeMoMicroservices, job_id: str) -> EvaluationResult:
+    """The results of a completed evaluation job."""
+    with nemo_errors(f"results of evaluation job {job_id}"):
+        return evaluator.evaluation.jobs.results(job_id)
 
 
 def flatten_results(benchmark: str, result: EvaluationResult, *, default_count: int | None) -> dict[str, Any]:
@@ -146,35 +174,11 @@ def run_suite(
         log.info("benchmark %s: evaluation job %s", benchmark, job.id)
         jobs[benchmark] = str(job.id)
 
-    pending = dict(jobs)
-
-    def fetch() -> dict[str, EvaluationJob]:
-        with nemo_errors("evaluation job status"):
-            return {benchmark: evaluator.evaluation.jobs.retrieve(job_id) for benchmark, job_id in pending.items()}
-
-    def all_done(states: dict[str, EvaluationJob]) -> bool:
-        for benchmark, job in states.items():
-            details = job.status_details
-            log.info("benchmark %s (%s): %s, progress %s", benchmark, jobs[benchmark], job.status,
-                     details.progress if details else None)  # fmt: skip
-            if job.status in JOB_FAILED:
-                message = details.message if details else ""
-                raise StepError(f"evaluation job {jobs[benchmark]} ({benchmark}) {job.status}: {message}")
-            if job.status == "completed":
-                del pending[benchmark]
-        return not pending
-
-    try:
-        poll(fetch, all_done, backoff, f"evaluation jobs {sorted(jobs.values())}")
-    except PollTimeout:
-        cancel_jobs_quietly("evaluation", pending.values(), evaluator.evaluation.jobs.cancel)
-        raise
+    wait_for_jobs(evaluator, jobs, backoff, f"evaluation jobs {sorted(jobs.values())}")
     scores: dict[str, Any] = {}
     for benchmark, job_id in jobs.items():
-        with nemo_errors(f"results of evaluation job {job_id}"):
-            result = evaluator.evaluation.jobs.results(job_id)
         default_count = limit_samples if limit_samples > 0 and benchmark not in CUSTOM_SUITES else None
-        scores.update(flatten_results(benchmark, result, default_count=default_count))
+        scores.update(flatten_results(benchmark, job_result(evaluator, job_id), default_count=default_count))
     return scores, jobs
 
 

@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pipelines.steps._benchmarks import CUSTOM_SUITES, UnknownBenchmark, custom_suites, parse_benchmarks
-from pipelines.steps._common import StepError, add_output_dir, add_service_url, parser_for, write_outputs
+from pipelines.steps._common import StepError, add_output_dir, add_service_url, jsonl_bytes, parser_for, write_outputs
 from pipelines.steps._http import ServiceClient, nemo_client
-from pipelines.steps.upload_dataset import RepoFile, download, publish, versioned_name
+from pipelines.steps.upload_dataset import RepoFile, content_hash, download, publish, versioned_name
 
 log = logging.getLogger(__name__)
 
@@ -140,17 +140,9 @@ def build(fetch: Callable[[str], bytes], suites: Sequence[str], *, seed: int, li
             chosen = sample(records, task=task.name, seed=seed, limit=limit)
             if not chosen:
                 raise StepError(f"{task.source} holds no examples")
-            content = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in chosen)
-            files.append(RepoFile(f"{suite}/{task.name}.jsonl", content.encode()))
+            files.append(RepoFile(f"{suite}/{task.name}.jsonl", jsonl_bytes(chosen)))
             log.info("%s/%s: %d of %d examples", suite, task.name, len(chosen), len(records))
     return files
-
-
-def content_hash(files: Sequence[RepoFile]) -> str:
-    digest = hashlib.sha256()
-    for file in sorted(files, key=lambda item: item.path_in_repo):
-        digest.update(f"{file.path_in_repo}\0{file.oid}\n".encode())
-    return digest.hexdigest()
 
 
 def main(argv: Sequence[str]) -> int:
@@ -182,7 +174,7 @@ def main(argv: Sequence[str]) -> int:
                 seed=args.seed,
                 limit=args.limit_samples,
             )
-            dataset_hash = content_hash(files)
+            dataset_hash = content_hash(sorted(files, key=lambda file: file.path_in_repo))
             name = versioned_name(args.name, dataset_hash)
             files_url = publish(
                 store,

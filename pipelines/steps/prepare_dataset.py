@@ -28,12 +28,13 @@ from pipelines.steps._common import (
     add_output_dir,
     dumps,
     env,
+    jsonl_bytes,
     parser_for,
     read_jsonl,
     write_outputs,
 )
 from pipelines.steps._http import ServiceClient
-from pipelines.steps.upload_dataset import download
+from pipelines.steps.upload_dataset import RepoFile, content_hash, download
 
 log = logging.getLogger(__name__)
 
@@ -155,15 +156,13 @@ def prepare(
 
 
 def write_dataset(prepared: Prepared, dataset_dir: Path) -> str:
-    """Write the split files and return the dataset hash: sha256 over (path, file sha256) pairs."""
-    lineage = hashlib.sha256()
-    for split, relative in SPLIT_FILES.items():
-        path = dataset_dir / relative
+    """Write the split files and return the dataset hash: upload_dataset.content_hash of them in SPLIT_FILES order."""
+    files = [RepoFile(relative, jsonl_bytes(prepared.splits[split])) for split, relative in SPLIT_FILES.items()]
+    for file in files:
+        path = dataset_dir / file.path_in_repo
         path.parent.mkdir(parents=True, exist_ok=True)
-        content = "".join(json.dumps(example, ensure_ascii=False) + "\n" for example in prepared.splits[split])
-        path.write_text(content, encoding="utf-8")
-        lineage.update(f"{relative}\0{hashlib.sha256(content.encode()).hexdigest()}\n".encode())
-    return lineage.hexdigest()
+        path.write_bytes(file.content)
+    return content_hash(files)
 
 
 def stats(prepared: Prepared) -> dict[str, Any]:

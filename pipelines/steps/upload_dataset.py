@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from pipelines.steps._common import (
     parser_for,
     write_outputs,
 )
-from pipelines.steps._http import ServiceClient, nemo_client, nemo_errors
+from pipelines.steps._http import Conflict, ServiceClient, nemo_client, nemo_errors
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,14 @@ def collect_files(dataset_dir: Path) -> list[RepoFile]:
     return files
 
 
+def content_hash(files: Iterable[RepoFile]) -> str:
+    """The dataset's content hash: sha256 over each file's path and sha256, in the order given."""
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(f"{file.path_in_repo}\0{file.oid}\n".encode())
+    return digest.hexdigest()
+
+
 def versioned_name(name: str, dataset_hash: str) -> str:
     """One immutable dataset per content: the hash prefix makes the name a version."""
     return f"{name}-{dataset_hash[:12]}"
@@ -74,8 +82,10 @@ def ensure_namespace(entity_store: nemo.NeMoMicroservices, datastore: ServiceCli
     try:
         with nemo_errors(f"creating Entity Store namespace {namespace}"):
             entity_store.with_options(max_retries=0).namespaces.create(id=namespace)
+    except Conflict:
+        pass
     except StepError as exc:
-        if not isinstance(exc.__cause__, nemo.ConflictError | nemo.UnprocessableEntityError):
+        if not isinstance(exc.__cause__, nemo.UnprocessableEntityError):
             raise
     datastore.request("POST", "/v1/datastore/namespaces", data={"namespace": namespace}, accept=(200, 201, 409, 422))
 
@@ -168,9 +178,7 @@ def register_dataset(entity_store: nemo.NeMoMicroservices, namespace: str, name:
             entity_store.with_options(max_retries=0).datasets.create(
                 name=name, namespace=namespace, description=description, files_url=files_url
             )
-    except StepError as exc:
-        if not isinstance(exc.__cause__, nemo.ConflictError):
-            raise
+    except Conflict:
         with nemo_errors(f"updating dataset {namespace}/{name}"):
             entity_store.datasets.update(name, namespace=namespace, description=description, files_url=files_url)
     return files_url
