@@ -12,11 +12,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from planner.cost import options_from_stack_config
+from planner.cost import budget_options, platform_config_of
 from planner.evaluate import PROJECT_DIR, Evaluation, UnknownStack, evaluate, stack_config
 from planner.policy_runner import run_policies
-from planner.render import summary, write_plan
+from planner.render import plan_figures, summary, write_plan
+
+if TYPE_CHECKING:
+    from components.config import PlatformConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,39 +60,34 @@ def main(argv: list[str] | None = None) -> int:
     from policies.pack import cost
     from policies.pack.catalog import PACK_ENFORCEMENT, POLICIES, POLICY_CONFIG
 
-    budget = options_from_stack_config(config)
+    # The typed config the program accepted: the budget and the charts' settings come from it.
+    platform = platform_config_of(evaluation.stack_config)
+    budget = budget_options(platform)
     # The stack's budget reaches the cost policy as policy config, here and under `pulumi preview`.
     budget_config = cost.policy_config(budget)
     verdicts = run_policies(evaluation.registrations, POLICIES, PACK_ENFORCEMENT, config=budget_config)
-    plan_path = write_plan(evaluation, verdicts, args.out / args.stack, budget)
+    figures = plan_figures(evaluation, budget)
+    plan_path = write_plan(evaluation, verdicts, args.out / args.stack, figures)
     # For `pulumi preview --policy-pack policies --policy-pack-config build/plan/<stack>/policy-config.json`.
     policy_config = {**POLICY_CONFIG, **budget_config}
     (plan_path.parent / "policy-config.json").write_text(json.dumps(policy_config, indent=2) + "\n")
-    print(summary(evaluation, verdicts, budget, out_dir=plan_path.parent, graph_on_terminal=args.graph))
+    print(summary(evaluation, verdicts, figures=figures, out_dir=plan_path.parent, graph_on_terminal=args.graph))
     violated = any(v.enforcement == "mandatory" for v in verdicts)
     if args.render:
-        scan_failed = _render_and_scan(evaluation, plan_path.parent, args.charts_dir, args.stacks_dir)
+        scan_failed = _render_and_scan(evaluation, platform, plan_path.parent, args.charts_dir)
         return 1 if violated or scan_failed else 0
     return 1 if violated else 0
 
 
-def _render_and_scan(evaluation: Evaluation, plan_dir: Path, charts_dir: Path | None, stacks_dir: Path | None) -> bool:
-    """Render the stack's releases, scan them with the authored objects, print and keep the counts per
-    release; True when a chart could not be rendered or a finding is outside the reviewed exceptions."""
-    from planner.charts import (
-        HelmUnavailable,
-        RenderError,
-        charts_dir_default,
-        platform_config,
-        render_stack,
-        write_rendered,
-    )
+def _render_and_scan(evaluation: Evaluation, platform: PlatformConfig, plan_dir: Path, charts_dir: Path | None) -> bool:
+    """Render the stack's releases (`platform`: the stack's typed config), scan them with the authored objects,
+    print and keep the counts per release; True when a chart could not be rendered or a finding is outside the
+    reviewed exceptions."""
+    from planner.charts import HelmUnavailable, RenderError, charts_dir_default, render_stack, write_rendered
     from planner.scan import load_exceptions, scan
 
     try:
-        stack_render = render_stack(
-            evaluation, platform_config(evaluation.stack, stacks_dir), charts_dir or charts_dir_default()
-        )
+        stack_render = render_stack(evaluation, platform, charts_dir or charts_dir_default())
     except (HelmUnavailable, RenderError) as error:
         print(f"render: {error}")
         return True

@@ -38,7 +38,8 @@ from typing import Any
 
 import yaml
 
-from planner.evaluate import PROJECT_DIR, Evaluation, engine_config, evaluate, stack_config
+from planner.cost import platform_config_of
+from planner.evaluate import PROJECT_DIR, Evaluation, evaluate, stack_config
 from planner.helm_tool import HelmUnavailable, helm_binary, helm_version
 from planner.render import cluster_of
 from planner.stand_ins import secret_strings, stand_in
@@ -163,10 +164,7 @@ class StackRender:
 
 def platform_config(stack: str, stacks_dir: Path | None = None) -> Any:
     """The stack's typed config (secrets are not part of it)."""
-    from components.config import parse_config, raw_config_from_pulumi
-
-    values, _, _ = engine_config(stack_config(stack, stacks_dir=stacks_dir), [], {})
-    return parse_config(raw_config_from_pulumi(values))
+    return platform_config_of(stack_config(stack, stacks_dir=stacks_dir))
 
 
 class BadStackConfig(Exception):

@@ -5,23 +5,27 @@ plan report price a stack the same way."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policies.pack.pricing.prices import PRICE_TABLE
 from policies.pack.pricing.report import MEASURES, CostOptions, CostReport, format_usd
 
+if TYPE_CHECKING:
+    from components.config import PlatformConfig
 
-def options_from_stack_config(raw: Mapping[str, Any]) -> CostOptions:
-    """Budget options from a stack file's `config:` (already validated by the evaluation)."""
-    from components.config import NAMESPACE, SECRET_KEYS, parse_config
 
-    prefix = f"{NAMESPACE}:"
-    values = {
-        key.removeprefix(prefix): value
-        for key, value in raw.items()
-        if key.startswith(prefix) and key.removeprefix(prefix) not in SECRET_KEYS
-    }
-    config = parse_config(values)
+def platform_config_of(stack_file_config: Mapping[str, Any]) -> PlatformConfig:
+    """The typed config of a stack file's `config:`, read as the engine hands it to the program (secrets are not
+    part of it). Raises the config's ConfigError when the program would refuse it."""
+    from components.config import parse_config, raw_config_from_pulumi
+    from planner.evaluate import engine_config
+
+    values, _, _ = engine_config(dict(stack_file_config), [], {})
+    return parse_config(raw_config_from_pulumi(values))
+
+
+def budget_options(config: PlatformConfig) -> CostOptions:
+    """Budget options from the stack's typed config."""
     budget = config.budget
     if budget is None:
         return CostOptions()
@@ -32,6 +36,11 @@ def options_from_stack_config(raw: Mapping[str, Any]) -> CostOptions:
         external_gpus=existing.gpu_count if existing is not None else 0,
         external_gpu_hour_usd=budget.existing_cluster_gpu_hour_usd,
     )
+
+
+def options_from_stack_config(raw: Mapping[str, Any]) -> CostOptions:
+    """Budget options from a stack file's `config:` (already validated by the evaluation)."""
+    return budget_options(platform_config_of(raw))
 
 
 def budget_line(report: CostReport) -> str | None:
@@ -69,7 +78,8 @@ def summary_lines(report: CostReport) -> list[str]:
             f"{format_usd(schedule.always_on)}; saves {format_usd(schedule.saving)}/month"
         )
     width = max((len(i.name) for i in report.items), default=0)
-    for item in sorted(report.items, key=lambda i: -i.peak):
+    # Ties by name: the items come in registration order, which varies from run to run.
+    for item in sorted(report.items, key=lambda i: (-i.peak, i.name)):
         lines.append(
             f"  {item.name:<{width}}  {format_usd(item.idle):>9} {format_usd(item.serving):>9} "
             f"{format_usd(item.peak):>9}  {item.detail}"

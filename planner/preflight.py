@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from planner.cost import platform_config_of
 from planner.evaluate import PROJECT_DIR, Evaluation, evaluate
-from planner.preflight_needs import TOTAL_QUOTA, Need, PoolVcpus, cluster_needs, vcpu_needs
-from planner.quota import SPOT_QUOTA
+from planner.preflight_needs import Need, cluster_needs
+from planner.quota import SPOT_QUOTA, TOTAL_QUOTA, QuotaPool, vcpu_needs
 
 KUBECONFIG_KEY = "llmops:gpuClusterKubeconfig"
 REQUEST_TIMEOUT = (5, 15)  # seconds: connect, read
@@ -139,7 +140,7 @@ def usages(client: Any, location: str) -> dict[str, tuple[int, int]]:
 
 
 def short_quotas(
-    needed: dict[str, list[PoolVcpus]], found: dict[str, tuple[int, int]], location: str, *, first_up: bool = True
+    needed: dict[str, list[QuotaPool]], found: dict[str, tuple[int, int]], location: str, *, first_up: bool = True
 ) -> tuple[list[str], list[str]]:
     """(short, tight): quotas the pools cannot fit in, and, unless `first_up`, those they fit in only if what is in
     use is partly this stack's own nodes (a later `up`: the usages API cannot tell whose nodes they are). On a first
@@ -147,7 +148,7 @@ def short_quotas(
     short: list[str] = []
     tight: list[str] = []
     for quota, pools in sorted(needed.items()):
-        vcpus = sum(p.nodes * p.vcpus for p in pools)
+        vcpus = sum(p.total_vcpus for p in pools)
         in_use, limit = found.get(quota, (0, 0))
         if in_use + vcpus <= limit:
             continue
@@ -169,14 +170,12 @@ def short_quotas(
 def run(args: argparse.Namespace, compute: Any = None, evaluation: Evaluation | None = None) -> Report:
     """The preflight of `args.stack`. `compute` (a ComputeManagementClient) and `evaluation` (the stack's offline
     plan) default to the real ones."""
-    from planner.charts import platform_config
-
     report = Report()
-    config = platform_config(args.stack)
     evaluation = evaluation or evaluate(args.stack)
     if not evaluation.ok:
         print("\n".join(evaluation.config_problems), file=sys.stderr)
         raise SystemExit(2)
+    config = platform_config_of(evaluation.stack_config)
     rendered = args.rendered or PROJECT_DIR / "build" / "plan" / args.stack / "rendered"
     found = cluster_needs(evaluation.registrations, rendered if rendered.is_dir() else None)
     existing = f"{args.stack}-gpu" if config.gpu_cluster.existing is not None else None
@@ -234,7 +233,7 @@ def _check_quota(
 ) -> None:
     needed, unknown = vcpu_needs(registrations)
     for size in unknown:
-        report.problem(f"quota: no vCPU/family facts for {size}; add it to planner/preflight_needs.py")
+        report.problem(f"quota: no vCPU/family facts for {size}; add it to planner/quota.py")
     if not needed:
         report.lines.append("quota: no Azure node pools")
         return

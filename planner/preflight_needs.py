@@ -6,9 +6,8 @@ the cluster and Azure whether it is there).
   (`build/plan/<stack>/rendered/<cluster>/<release>.yaml`, read when present: Helm creates, reads, patches and
   deletes them) and Helm's own release records (Secrets in the release namespace: Helm's default storage driver
   gets, lists, creates, updates and deletes them).
-- vCPUs per Azure quota name at max scale: every AKS pool (the system pools in each ManagedCluster's
-  agentPoolProfiles, every AgentPool), at maxCount when autoscaled plus upgrade surge nodes; GPU families as
-  policies/pack/gpu_sizes.py names them, spot pools on the regional spot quota, everything on the regional total.
+- vCPUs per Azure quota name at max scale: planner/quota.py's `vcpu_needs`, the computation the plan's GPU quota
+  comes from too (importable from here as before, with `TOTAL_QUOTA`).
 
 Kinds map to REST resource names from a table, not a guess: built-in kinds from the kubernetes client's generated
 API (each `create_*` operation's kind and path), custom kinds from facts/crds (`plural`, `scope`) and from the
@@ -29,26 +28,14 @@ from typing import Any
 import yaml
 
 from planner.evaluate import PROJECT_DIR
-from planner.quota import SPOT_QUOTA, surge_nodes
+from planner.quota import TOTAL_QUOTA as TOTAL_QUOTA
+from planner.quota import vcpu_needs as vcpu_needs
 from planner.render import cluster_of
-from policies.pack.gpu_sizes import GPU_SKUS
-from policies.pack.pricing.clusters import pool_of
 from policies.pack.record import Registration
-from policies.pack.tokens import AGENT_POOL, HELM_RELEASE, MANAGED_CLUSTER
+from policies.pack.tokens import HELM_RELEASE
 
 OBJECT_VERBS = ("create", "get", "patch", "delete")
 HELM_STORAGE_VERBS = ("create", "get", "list", "update", "delete")
-# The regional quota every VM draws on besides its family's (`az vm list-usage`: "Total Regional vCPUs").
-TOTAL_QUOTA = "cores"
-
-# General-purpose sizes the stacks use: vCPUs and quota name as Azure's compute usages API reports them
-# (learn.microsoft.com, "Ddsv5 sizes series"/"Dsv5"/"Dadsv5"). GPU sizes come from policies/pack/gpu_sizes.py.
-_GENERAL_FAMILIES = {"ds_v5": "standardDDSv5Family", "s_v5": "standardDSv5Family", "ads_v5": "standardDADSv5Family"}
-GENERAL_SIZES: dict[str, tuple[int, str]] = {
-    f"Standard_D{vcpus}{suffix}": (vcpus, family)
-    for suffix, family in _GENERAL_FAMILIES.items()
-    for vcpus in (2, 4, 8, 16, 32, 48, 64, 96)
-}
 
 
 @dataclass(frozen=True, order=True)
@@ -226,54 +213,3 @@ def cluster_needs(registrations: list[Registration], rendered_dir: Path | None) 
         for verb in verbs:
             result.needs.setdefault(cluster, set()).add(Need(cluster, verb, group, resource.plural, scope))
     return result
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Azure vCPU quota
-# ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PoolVcpus:
-    pool: str
-    vm_size: str
-    nodes: int
-    vcpus: int
-    spot: bool
-
-
-def size_facts(vm_size: str) -> tuple[int, str] | None:
-    """(vCPUs, quota name) of a VM size, or None when no table knows it."""
-    if vm_size in GPU_SKUS:
-        sku = GPU_SKUS[vm_size]
-        return sku.vcpus, sku.quota_family
-    return GENERAL_SIZES.get(vm_size)
-
-
-def _pools(registrations: list[Registration]) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    for r in registrations:
-        if r.type == MANAGED_CLUSTER:
-            for profile in r.inputs.get("agentPoolProfiles") or []:
-                yield f"{r.name}/{profile.get('name')}", profile
-        elif r.type == AGENT_POOL:
-            yield r.name, r.inputs
-
-
-def vcpu_needs(registrations: list[Registration]) -> tuple[dict[str, list[PoolVcpus]], list[str]]:
-    """Quota name -> the pools drawing on it at max scale (TOTAL_QUOTA: every regular pool, SPOT_QUOTA: every
-    spot pool), and the VM sizes no table knows."""
-    quotas: dict[str, list[PoolVcpus]] = {}
-    unknown = []
-    for name, spec in _pools(registrations):
-        pool = pool_of(name, spec)
-        facts = size_facts(pool.vm_size)
-        if facts is None:
-            unknown.append(f"{name}: {pool.vm_size}")
-            continue
-        vcpus, family = facts
-        surge = spec.get("upgradeSettings") or {}
-        extra = 0 if pool.spot else surge_nodes(surge.get("maxSurge"), pool.peak_nodes)
-        entry = PoolVcpus(name, pool.vm_size, pool.peak_nodes + extra, vcpus, pool.spot)
-        for quota in (SPOT_QUOTA,) if pool.spot else (family, TOTAL_QUOTA):
-            quotas.setdefault(quota, []).append(entry)
-    return quotas, unknown

@@ -6,15 +6,18 @@ import json
 import shutil
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from planner import cost, critical_path, graph, quota
+from planner.critical_path import CriticalPath
 from planner.digests import digests_from_environment
 from planner.evaluate import Evaluation
 from planner.policy_runner import Verdict
+from planner.quota import GpuQuota
 from planner.values import SECRET, redact, unwrap
 from policies.pack.pricing.estimate import estimate
 from policies.pack.pricing.report import MEASURES, CostOptions, CostReport, format_usd
@@ -41,7 +44,32 @@ def manifest(registration: Registration) -> dict[str, Any]:
     return obj
 
 
-def plan_document(evaluation: Evaluation, verdicts: list[Verdict], budget: CostOptions | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PlanFigures:
+    """A plan's cost estimate, GPU quota and critical path: computed once, for plan.json, report.txt and the
+    summary."""
+
+    cost: CostReport
+    gpu_quota: GpuQuota
+    critical_path: CriticalPath
+
+
+def plan_figures(evaluation: Evaluation, budget: CostOptions | None = None) -> PlanFigures:
+    registrations = evaluation.registrations
+    return PlanFigures(
+        estimate(registrations, budget), quota.gpu_quota(registrations), critical_path.analyse(registrations)
+    )
+
+
+def plan_document(
+    evaluation: Evaluation,
+    verdicts: list[Verdict],
+    budget: CostOptions | None = None,
+    *,
+    figures: PlanFigures | None = None,
+) -> dict[str, Any]:
+    """plan.json's content; `figures` (else computed with `budget`) holds its cost, GPU quota and critical path."""
+    figures = figures or plan_figures(evaluation, budget)
     document = {
         "project": evaluation.project,
         "stack": evaluation.stack,
@@ -67,9 +95,9 @@ def plan_document(evaluation: Evaluation, verdicts: list[Verdict], budget: CostO
                 {"policy": v.policy, "enforcement": v.enforcement, "urn": v.urn, "message": v.message} for v in verdicts
             ]
         },
-        "cost": estimate(evaluation.registrations, budget).to_json(),
-        "gpuQuota": quota.gpu_quota(evaluation.registrations).to_json(),
-        "criticalPath": critical_path.analyse(evaluation.registrations).to_json(),
+        "cost": figures.cost.to_json(),
+        "gpuQuota": figures.gpu_quota.to_json(),
+        "criticalPath": figures.critical_path.to_json(),
     }
     digests = digests_from_environment(evaluation.registrations)
     if digests is not None:
@@ -79,17 +107,18 @@ def plan_document(evaluation: Evaluation, verdicts: list[Verdict], budget: CostO
 
 
 def write_plan(
-    evaluation: Evaluation, verdicts: list[Verdict], out_dir: Path, budget: CostOptions | None = None
+    evaluation: Evaluation, verdicts: list[Verdict], out_dir: Path, figures: PlanFigures | None = None
 ) -> Path:
-    """Replace `out_dir` with the plan of this evaluation."""
+    """Replace `out_dir` with the plan of this evaluation (`figures`: its figures, else computed without a budget)."""
+    figures = figures or plan_figures(evaluation)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     (out_dir / "plan.json").write_text(
-        json.dumps(plan_document(evaluation, verdicts, budget), indent=2, sort_keys=False) + "\n"
+        json.dumps(plan_document(evaluation, verdicts, figures=figures), indent=2, sort_keys=False) + "\n"
     )
     graph.write(evaluation.registrations, out_dir)
-    (out_dir / "report.txt").write_text(report(evaluation, verdicts, budget))
+    (out_dir / "report.txt").write_text(report(evaluation, verdicts, figures))
 
     by_urn = {r.urn: r for r in evaluation.registrations}
     for registration in evaluation.registrations:
@@ -127,7 +156,8 @@ def _tree_lines(evaluation: Evaluation) -> list[str]:
 
     def walk(urn: str, depth: int) -> None:
         kids = children.get(urn, [])
-        components = [k for k in kids if not k.custom]
+        # By type and name: registration order varies from run to run (registrations are asynchronous).
+        components = sorted((k for k in kids if not k.custom), key=lambda k: (k.type, k.name))
         counts = Counter(k.type.split(":")[-1] for k in kids if k.custom)
         for component in components:
             lines.append(f"{'  ' * depth}{component.type}  {component.name}")
@@ -141,7 +171,7 @@ def _tree_lines(evaluation: Evaluation) -> list[str]:
     return lines
 
 
-def report(evaluation: Evaluation, verdicts: list[Verdict], budget: CostOptions | None = None) -> str:
+def report(evaluation: Evaluation, verdicts: list[Verdict], figures: PlanFigures) -> str:
     """Everything the summary condenses, for report.txt: the component tree, resources by type, every output,
     every policy message, the cost items, the GPU quota and the critical path step by step."""
     lines = [f"Plan of {evaluation.project}/{evaluation.stack} (offline; Pulumi mocks, preview semantics)", ""]
@@ -162,11 +192,11 @@ def report(evaluation: Evaluation, verdicts: list[Verdict], budget: CostOptions 
     for v in mandatory + advisory:
         lines.append(f"  [{v.enforcement}] {v.policy}: {v.message}  ({_resource_name(v)})")
     lines.append("")
-    lines += cost.summary_lines(estimate(evaluation.registrations, budget))
+    lines += cost.summary_lines(figures.cost)
     lines.append("")
-    lines += quota.summary_lines(quota.gpu_quota(evaluation.registrations))
+    lines += quota.summary_lines(figures.gpu_quota)
     lines.append("")
-    lines += critical_path.summary_lines(critical_path.analyse(evaluation.registrations), evaluation.registrations)
+    lines += critical_path.summary_lines(figures.critical_path, evaluation.registrations)
     return "\n".join(lines) + "\n"
 
 
@@ -203,6 +233,7 @@ def _components_lines(evaluation: Evaluation) -> list[str]:
 
     top = [r for r in evaluation.registrations if not r.custom and r.parent not in urns]
     parts = [r for r in evaluation.registrations if not r.custom and r.parent in {t.urn for t in top}] or top
+    parts.sort(key=lambda part: (part.type, part.name))
     items = [f"{p.type.split(':')[-1]} {p.name} ({resources_below(p.urn)})" for p in parts]
     return _wrapped(f"Components ({len(parts)}; resources below each):", items)
 
@@ -255,7 +286,7 @@ def _cost_lines(report: CostReport) -> list[str]:
     return [line] + (_wrapped(" ", details, mark=";") if details else [])
 
 
-def _quota_line(gpu: quota.GpuQuota) -> str:
+def _quota_line(gpu: GpuQuota) -> str:
     if not gpu.families:
         return quota.summary_lines(gpu)[0]
     families = ", ".join(
@@ -265,8 +296,7 @@ def _quota_line(gpu: quota.GpuQuota) -> str:
     return f"GPU quota to request in {gpu.region or 'the region'} before the first `up`: {families}"
 
 
-def _critical_path_lines(evaluation: Evaluation) -> list[str]:
-    path = critical_path.analyse(evaluation.registrations)
+def _critical_path_lines(path: CriticalPath) -> list[str]:
     # The steps that take the time; the rest of the path is seconds each.
     slow = [
         f"{s.type.split(':')[-1]} {s.name} {critical_path.minutes(s.seconds)}"
@@ -286,19 +316,13 @@ SLOW_STEP_SECONDS = 120
 def secrets_needed(stack_file: Mapping[str, Any]) -> tuple[list[str], list[str]] | None:
     """(secret keys this stack's config requires, those of them not in the stack file), or None when the stack
     file's config does not validate (the evaluation reports that)."""
-    from components.config import NAMESPACE, SECRET_KEYS, ConfigError, parse_config, required_secret_keys
+    from components.config import NAMESPACE, ConfigError, required_secret_keys
 
-    prefix = f"{NAMESPACE}:"
-    values = {
-        key.removeprefix(prefix): value
-        for key, value in stack_file.items()
-        if key.startswith(prefix) and key.removeprefix(prefix) not in SECRET_KEYS
-    }
     try:
-        config = parse_config(values)
+        config = cost.platform_config_of(stack_file)
     except ConfigError:
         return None
-    required = [f"{prefix}{key}" for key in required_secret_keys(config)]
+    required = [f"{NAMESPACE}:{key}" for key in required_secret_keys(config)]
     return required, [key for key in required if key not in stack_file]
 
 
@@ -320,10 +344,13 @@ def summary(
     verdicts: list[Verdict],
     budget: CostOptions | None = None,
     *,
+    figures: PlanFigures | None = None,
     out_dir: Path | None = None,
     graph_on_terminal: bool = False,
 ) -> str:
-    """The plan on one screen; report.txt, plan.json and graph.mmd in `out_dir` hold the detail."""
+    """The plan on one screen; report.txt, plan.json and graph.mmd in `out_dir` hold the detail. `figures` (else
+    computed with `budget`): the plan's figures."""
+    figures = figures or plan_figures(evaluation, budget)
     lines = [f"Plan of {evaluation.project}/{evaluation.stack} (offline; Pulumi mocks, preview semantics)", ""]
     lines += _components_lines(evaluation)
     lines.append(_resources_line(evaluation))
@@ -333,9 +360,9 @@ def summary(
     )
     lines.append("")
     lines += _policy_lines(verdicts)
-    lines += _cost_lines(estimate(evaluation.registrations, budget))
-    lines.append(_quota_line(quota.gpu_quota(evaluation.registrations)))
-    lines += _critical_path_lines(evaluation)
+    lines += _cost_lines(figures.cost)
+    lines.append(_quota_line(figures.gpu_quota))
+    lines += _critical_path_lines(figures.critical_path)
     lines += _secrets_lines(evaluation)
     if graph_on_terminal:
         lines += ["", "Graph (Mermaid):", graph.mermaid(evaluation.registrations).rstrip(), ""]
