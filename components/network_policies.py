@@ -1,5 +1,7 @@
 """Ingress NetworkPolicies for a namespace this program creates: deny every connection into its pods, then allow
-exactly the callers its workloads have, from a declarative list of `Allow`s.
+exactly the callers its workloads have, from a declarative list of `Allow`s. `NamespaceSpec.create` makes the
+namespace and its policies together; what starts pods there waits for them (`IsolatedNamespace.ready`, checked by
+the pack's `releases-wait-for-network-policies`).
 
 Both clusters run Cilium, which enforces `networking.k8s.io/v1` NetworkPolicy. Two of its behaviours shape the
 allows here:

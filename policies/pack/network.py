@@ -44,7 +44,7 @@ def namespaces_default_deny_ingress(args: StackValidationArgs, report_violation:
             report_violation(
                 f"Namespace {name!r} has no default-deny ingress NetworkPolicy (empty podSelector, policyTypes "
                 "[Ingress], no rules): every pod in it is reachable from every pod of the cluster. Create it with "
-                "components/network_policies.py's ingress_policies.",
+                "components/network_policies.py's NamespaceSpec.",
                 namespace.urn,
             )
 
