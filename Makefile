@@ -119,8 +119,13 @@ lint:
 typecheck:
 	$(RUN) mypy
 
-pytest:
+# pytest runs one worker per CPU (pytest-xdist, pyproject.toml), each importing the whole environment: it is compiled
+# to bytecode once per lock, as uv does not install it and a Python under PYTHONDONTWRITEBYTECODE never writes it.
+pytest: .venv/.bytecode
 	$(RUN) pytest
+
+.venv/.bytecode: uv.lock | $(if $(UV_ON_PATH),,$(LOCAL_UV))
+	@$(UV) sync --frozen --compile-bytecode --quiet && touch $@
 
 bench: setup
 	$(RUN) python tools/bench_plan.py

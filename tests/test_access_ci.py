@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support.plans import SEEDED_SECRETS, Plan
+from support.plans import SEEDED_SECRETS, Plan, evaluated
 from test_policies import (
     Case,
     allowlist,
@@ -27,7 +27,7 @@ from test_policies import (
 from components.aks import AKS_RBAC_CLUSTER_ADMIN_ROLE, _kubelogin_kubeconfig
 from components.ci_runners import registration_urls, scaler_metadata
 from components.config import ConfigError, parse_config, raw_config_from_pulumi
-from planner.evaluate import engine_config, evaluate, stack_config
+from planner.evaluate import engine_config, stack_config
 from planner.mocks import _exec_kubeconfig, _uuid_from
 from planner.values import unwrap
 from policies.pack import access
@@ -87,7 +87,7 @@ def test_without_runners_the_deployer_is_pinned_in_config(dev: Plan) -> None:
 def test_unpinned_the_deployer_is_whoever_runs_pulumi_up_in_its_kubelogin_mode() -> None:
     config = stack_config("dev")
     config["llmops:deployer"] = {"principalType": "User", "kubelogin": "workloadidentity"}
-    evaluation = evaluate("dev", secret_values=SEEDED_SECRETS, config_override=config)
+    evaluation = evaluated("dev", secret_values=SEEDED_SECRETS, config_override=config)
     assert evaluation.ok, evaluation.config_problems
     assignments = [r for r in evaluation.registrations if r.name.endswith("deployer-cluster-admin")]
     assert {unwrap(r.inputs)["principalId"] for r in assignments} == {_uuid_from("object")}  # getClientConfig

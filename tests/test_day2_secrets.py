@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
-from support.plans import SEEDED_SECRETS, Plan
+from support.plans import SEEDED_SECRETS, Plan, evaluated
 from test_policies import Case, reg, release, run
 
 from components import argo_workflows, mlflow
@@ -170,7 +170,7 @@ def generated() -> Evaluation:
     """dev (gateway api-key auth) on Azure PostgreSQL, with no generated secret configured."""
     config = copy.deepcopy(stack_config("dev"))
     config["llmops:management"]["mlflow"]["backend"] = "azure-postgres"
-    evaluation = evaluate("dev", secret_values=NOT_GENERATED, config_override=config)
+    evaluation = evaluated("dev", secret_values=NOT_GENERATED, config_override=config)
     assert evaluation.ok, evaluation.config_problems
     return evaluation
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support.plans import SEEDED_SECRETS, Plan
+from support.plans import SEEDED_SECRETS, Plan, evaluated
 
 from components.config import ConfigError, parse_config
 from components.config.loading import with_deployment_revision
@@ -290,7 +290,7 @@ def test_dev_trusts_its_gateway_certificate(dev: Plan) -> None:
     config_file = stack_config("dev")
     config_file["llmops:gateway"] = raw["gateway"]
     config_file["llmops:pipelines"] = {**config_file["llmops:pipelines"], "caBundle": PEM}
-    evaluation = evaluate("dev", secret_values=SEEDED_SECRETS, config_override=config_file)
+    evaluation = evaluated("dev", secret_values=SEEDED_SECRETS, config_override=config_file)
     assert evaluation.ok, evaluation.config_problems
     (bundle,) = [
         r.inputs

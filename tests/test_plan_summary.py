@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.plans import Plan
+from support.plans import Plan, planner_cli_on_shared_plan
 
 import planner.__main__ as planner_cli
 from components.config import NAMESPACE, SECRET_KEYS, PlatformConfig, parse_config, required_secret_keys
@@ -94,7 +94,7 @@ def test_unknown_stack_exits_2_with_one_line(capsys: pytest.CaptureFixture[str])
 def test_graph_on_the_terminal_only_with_the_flag(
     flag: list[str], dev: Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(planner_cli, "evaluate", lambda *args, **kwargs: dev.evaluation)
+    assert planner_cli_on_shared_plan("dev", monkeypatch) is dev
     assert planner_cli.main(["--stack", "dev", "--out", str(tmp_path), *flag]) == 0
     out = capsys.readouterr().out
     assert ("flowchart LR" in out) == bool(flag)

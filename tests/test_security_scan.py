@@ -8,12 +8,13 @@ One checkov run covers all three stacks, cached under build/scan/ by the hash of
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import pytest
-from support.plans import plan_of
-from support.rendered import STACKS, releases, rendered_of, skip_reason
+from support.plan_cache import exclusive
+from support.plans import plan_of, planner_cli_on_shared_plan
+from support.rendered import RENDER_CACHE, STACKS, releases, rendered_of, skip_reason
 
 from planner.scan import EXCEPTIONS_FILE, ScanReport, load_exceptions, scan
 
@@ -22,7 +23,10 @@ from planner.scan import EXCEPTIONS_FILE, ScanReport, load_exceptions, scan
 def report() -> ScanReport:
     if reason := skip_reason():
         pytest.skip(reason)
-    return scan([(plan_of(stack).evaluation, rendered_of(stack)) for stack in STACKS], load_exceptions())
+    inputs = [(plan_of(stack).evaluation, rendered_of(stack)) for stack in STACKS]
+    # One process runs checkov at a time: another one waiting for the same input then reads checkov's cache.
+    with exclusive("checkov"):
+        return scan(inputs, load_exceptions())
 
 
 def test_every_exception_names_its_checks_objects_and_reason() -> None:
@@ -58,8 +62,12 @@ def test_the_planner_option_renders_scans_and_reports_counts_per_release(
     if reason := skip_reason():
         pytest.skip(reason)
     import planner.__main__ as planner_cli
+    import planner.charts
 
-    monkeypatch.setattr(planner_cli, "evaluate", lambda *args, **kwargs: plan_of("dev").evaluation)
+    planner_cli_on_shared_plan("dev", monkeypatch)
+    # The renders kept for the other tests (same charts, arguments, values and helm binary): a chart that draws random
+    # values (mlflow's) renders as it did before, so the scan of the same input comes from checkov's cache.
+    monkeypatch.setattr(planner.charts, "render_stack", partial(planner.charts.render_stack, cache_dir=RENDER_CACHE))
     assert planner_cli.main(["--stack", "dev", "--out", str(tmp_path), "--render"]) == 0
     printed = capsys.readouterr().out
     report_text = (tmp_path / "dev" / "report.txt").read_text()

@@ -1,7 +1,9 @@
-"""Each shipped stack evaluated once per test session, with helpers to query what it registered."""
+"""Each shipped stack evaluated once per state of the sources (see support.plan_cache: the processes of a session
+share it, and so do sessions until a source changes), with helpers to query what it registered."""
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,11 +11,12 @@ from typing import Any, Literal
 
 import pytest
 
-from planner.evaluate import Evaluation, evaluate
+from planner.evaluate import Evaluation, evaluate, stack_config
 from planner.policy_runner import Verdict, run_policies
 from planner.values import unwrap
 from policies.pack.catalog import PACK_ENFORCEMENT, POLICIES
 from policies.pack.record import Registration
+from support.plan_cache import cached
 
 STACKS = ("dev", "staging", "prod")
 
@@ -77,9 +80,39 @@ class Plan:
 
 @functools.cache
 def plan_of(stack: str) -> Plan:
+    return cached("plan", lambda: _plan(stack), {"stack": stack})
+
+
+def _plan(stack: str) -> Plan:
     evaluation = evaluate(stack, secret_values=SEEDED_SECRETS)
     assert evaluation.ok, evaluation.config_problems
     return Plan(evaluation, run_policies(evaluation.registrations, POLICIES, PACK_ENFORCEMENT))
+
+
+def evaluated(
+    stack: str,
+    secret_values: dict[str, str] | None = None,
+    config_override: dict[str, Any] | None = None,
+    placeholders_for_absent: bool = True,
+) -> Evaluation:
+    """`planner.evaluate.evaluate` of a variant of a stack, kept like the shared plans (each variant a test needs
+    is evaluated once per state of the sources)."""
+    arguments = {
+        "stack": stack,
+        "secret_values": secret_values,
+        "config_override": config_override,
+        "placeholders_for_absent": placeholders_for_absent,
+    }
+    return cached(
+        "evaluation",
+        lambda: evaluate(
+            stack,
+            secret_values=secret_values,
+            config_override=copy.deepcopy(config_override),
+            placeholders_for_absent=placeholders_for_absent,
+        ),
+        arguments,
+    )
 
 
 def stack_fixtures(load: Callable[[str], Plan], scope: Literal["session", "module"]) -> tuple[Any, ...]:
@@ -97,3 +130,34 @@ def stack_fixtures(load: Callable[[str], Plan], scope: Literal["session", "modul
 
     any_stack_fixture = pytest.fixture(scope=scope, params=STACKS, name="any_stack")(any_stack)
     return (*(one(stack) for stack in STACKS), any_stack_fixture)
+
+
+def planner_cli_on_shared_plan(stack: str, monkeypatch: pytest.MonkeyPatch) -> Plan:
+    """Make `python -m planner` (planner.__main__.main) plan `stack` from its shared plan: the evaluation, and the
+    policy run over it (kept like the plan, once per policy config: the CLI passes the stack's budget). A policy run
+    over any other registrations is the real one. Returns the shared plan."""
+    import planner.__main__ as planner_cli
+
+    plan = plan_of(stack)
+    real = planner_cli.run_policies
+
+    def run_policies(
+        registrations: list[Registration], policies: list[Any], *args: Any, **kwargs: Any
+    ) -> list[Verdict]:
+        if registrations is not plan.registrations:
+            return real(registrations, policies, *args, **kwargs)
+        key = {"stack": stack, "policies": [p.name for p in policies], "args": args, "kwargs": kwargs}
+        return cached("policies", lambda: real(registrations, policies, *args, **kwargs), key)
+
+    def shared_evaluation(
+        requested: str, *, config_override: object = None, placeholders_for_absent: bool = True
+    ) -> Evaluation:
+        # The CLI asks for the stack file's config with placeholders for absent secrets; the shared plan evaluated
+        # that config (with known secret values seeded, which these tests do not look at).
+        assert requested == stack and placeholders_for_absent, "the CLI asked for another evaluation"
+        assert config_override == stack_config(stack), "the CLI did not pass the stack file's config"
+        return plan.evaluation
+
+    monkeypatch.setattr(planner_cli, "evaluate", shared_evaluation)
+    monkeypatch.setattr(planner_cli, "run_policies", run_policies)
+    return plan
