@@ -78,8 +78,7 @@ def summary_lines(report: CostReport) -> list[str]:
             f"{format_usd(schedule.always_on)}; saves {format_usd(schedule.saving)}/month"
         )
     width = max((len(i.name) for i in report.items), default=0)
-    # Ties by name: the items come in registration order, which varies from run to run.
-    for item in sorted(report.items, key=lambda i: (-i.peak, i.name)):
+    for item in sorted(report.items, key=lambda i: -i.peak):
         lines.append(
             f"  {item.name:<{width}}  {format_usd(item.idle):>9} {format_usd(item.serving):>9} "
             f"{format_usd(item.peak):>9}  {item.detail}"

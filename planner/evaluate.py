@@ -144,7 +144,9 @@ def evaluate(
     return Evaluation(
         project=project,
         stack=stack,
-        registrations=monitor.registrations,
+        # In URN order: the program registers asynchronously, so the order of arrival changes from run to run, and
+        # with it every listing made from it (plan.json, report.txt, the graph, the order of policy verdicts).
+        registrations=sorted(monitor.registrations, key=lambda registration: registration.urn),
         outputs=monitor.component_outputs.get(stack_urn, {}),
         config_problems=problems,
         placeholders=placeholders,

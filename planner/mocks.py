@@ -301,8 +301,9 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
                 name=request.name,
                 parent=request.parent,
                 provider=request.provider.rsplit("::", 1)[0] if request.provider else "",
-                dependencies=list(request.dependencies),
-                property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+                # Sorted: the SDK gathers them from sets, so their order means nothing and changes from run to run.
+                dependencies=sorted(request.dependencies),
+                property_dependencies={k: sorted(v.urns) for k, v in sorted(request.propertyDependencies.items())},
                 protect=request.protect if request.HasField("protect") else False,
                 ignore_changes=list(request.ignoreChanges),
                 custom=request.custom,

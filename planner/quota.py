@@ -86,7 +86,8 @@ def vcpu_needs(registrations: list[Registration]) -> tuple[dict[str, list[QuotaP
     spot pool), and the pools whose VM size no table knows ("<pool>: <size>")."""
     quotas: dict[str, list[QuotaPool]] = {}
     unknown = []
-    for name, spec in _pool_specs(registrations):
+    # By pool name, the system pools (`<cluster>/<pool>`) beside their cluster's other pools.
+    for name, spec in sorted(_pool_specs(registrations), key=lambda named: named[0]):
         pool = pool_of(name, spec)
         facts = size_facts(pool.vm_size)
         if facts is None:

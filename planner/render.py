@@ -156,8 +156,7 @@ def _tree_lines(evaluation: Evaluation) -> list[str]:
 
     def walk(urn: str, depth: int) -> None:
         kids = children.get(urn, [])
-        # By type and name: registration order varies from run to run (registrations are asynchronous).
-        components = sorted((k for k in kids if not k.custom), key=lambda k: (k.type, k.name))
+        components = [k for k in kids if not k.custom]
         counts = Counter(k.type.split(":")[-1] for k in kids if k.custom)
         for component in components:
             lines.append(f"{'  ' * depth}{component.type}  {component.name}")
@@ -233,7 +232,6 @@ def _components_lines(evaluation: Evaluation) -> list[str]:
 
     top = [r for r in evaluation.registrations if not r.custom and r.parent not in urns]
     parts = [r for r in evaluation.registrations if not r.custom and r.parent in {t.urn for t in top}] or top
-    parts.sort(key=lambda part: (part.type, part.name))
     items = [f"{p.type.split(':')[-1]} {p.name} ({resources_below(p.urn)})" for p in parts]
     return _wrapped(f"Components ({len(parts)}; resources below each):", items)
 

@@ -77,6 +77,17 @@ def test_every_child_names_its_parent(any_stack: Plan) -> None:
         assert registration.parent in urns | {stack_urn}
 
 
+def test_the_plan_lists_registrations_and_dependencies_in_a_stable_order(any_stack: Plan) -> None:
+    """The program registers asynchronously; the plan orders what it captured, so two plans of the same code are
+    byte-identical and a plan diff shows changes only."""
+    urns = [r.urn for r in any_stack.registrations]
+    assert urns == sorted(urns)
+    for registration in any_stack.registrations:
+        assert registration.dependencies == sorted(registration.dependencies), registration.urn
+        assert list(registration.property_dependencies) == sorted(registration.property_dependencies)
+        assert all(urns == sorted(urns) for urns in registration.property_dependencies.values()), registration.urn
+
+
 def test_helm_releases_and_manifests_are_written(written: tuple[Plan, Path]) -> None:
     plan, out = written
     releases = plan.of_type("kubernetes:helm.sh/v3:Release")
