@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from planner.cost import budget_options, platform_config_of
-from planner.evaluate import PROJECT_DIR, Evaluation, UnknownStack, evaluate, stack_config
+from planner.cost import budget_options
+from planner.evaluate import PROJECT_DIR, Evaluation, UnknownStack, evaluate, platform_config_of, stack_config
 from planner.policy_runner import run_policies
 from planner.render import plan_figures, summary, write_plan
 

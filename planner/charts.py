@@ -38,8 +38,7 @@ from typing import Any
 
 import yaml
 
-from planner.cost import platform_config_of
-from planner.evaluate import PROJECT_DIR, Evaluation, evaluate, stack_config
+from planner.evaluate import PROJECT_DIR, Evaluation, evaluate, platform_config_of, stack_config
 from planner.helm_tool import HelmUnavailable, helm_binary, helm_version
 from planner.render import cluster_of
 from planner.stand_ins import secret_strings, stand_in

@@ -14,16 +14,6 @@ if TYPE_CHECKING:
     from components.config import PlatformConfig
 
 
-def platform_config_of(stack_file_config: Mapping[str, Any]) -> PlatformConfig:
-    """The typed config of a stack file's `config:`, read as the engine hands it to the program (secrets are not
-    part of it). Raises the config's ConfigError when the program would refuse it."""
-    from components.config import parse_config, raw_config_from_pulumi
-    from planner.evaluate import engine_config
-
-    values, _, _ = engine_config(dict(stack_file_config), [], {})
-    return parse_config(raw_config_from_pulumi(values))
-
-
 def budget_options(config: PlatformConfig) -> CostOptions:
     """Budget options from the stack's typed config."""
     budget = config.budget
@@ -40,6 +30,8 @@ def budget_options(config: PlatformConfig) -> CostOptions:
 
 def options_from_stack_config(raw: Mapping[str, Any]) -> CostOptions:
     """Budget options from a stack file's `config:` (already validated by the evaluation)."""
+    from planner.evaluate import platform_config_of
+
     return budget_options(platform_config_of(raw))
 
 

@@ -6,10 +6,10 @@ import asyncio
 import json
 import runpy
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import yaml
@@ -20,6 +20,9 @@ from pulumi.runtime.stack import run_in_stack
 
 from planner.mocks import CapturingMonitor, PlanMocks
 from policies.pack.record import Registration
+
+if TYPE_CHECKING:
+    from components.config import PlatformConfig
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -94,6 +97,15 @@ def engine_config(
             values[key] = placeholder(key)
             placeholders.append(key)
     return values, [k for k in secret_keys if k in values], placeholders
+
+
+def platform_config_of(stack_file_config: Mapping[str, Any]) -> PlatformConfig:
+    """The typed config of a stack file's `config:`, read as the engine hands it to the program (secrets are not
+    part of it). Raises the config's ConfigError when the program would refuse it."""
+    from components.config import parse_config, raw_config_from_pulumi
+
+    values, _, _ = engine_config(dict(stack_file_config), [], {})
+    return parse_config(raw_config_from_pulumi(values))
 
 
 def evaluate(

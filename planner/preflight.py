@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from planner.cost import platform_config_of
-from planner.evaluate import PROJECT_DIR, Evaluation, evaluate
+from planner.evaluate import PROJECT_DIR, Evaluation, evaluate, platform_config_of
 from planner.preflight_needs import Need, cluster_needs
 from planner.quota import SPOT_QUOTA, TOTAL_QUOTA, QuotaPool, vcpu_needs
 

@@ -7,7 +7,7 @@ the cluster and Azure whether it is there).
   deletes them) and Helm's own release records (Secrets in the release namespace: Helm's default storage driver
   gets, lists, creates, updates and deletes them).
 - vCPUs per Azure quota name at max scale: planner/quota.py's `vcpu_needs`, the computation the plan's GPU quota
-  comes from too (importable from here as before, with `TOTAL_QUOTA`).
+  comes from too.
 
 Kinds map to REST resource names from a table, not a guess: built-in kinds from the kubernetes client's generated
 API (each `create_*` operation's kind and path), custom kinds from facts/crds (`plural`, `scope`) and from the
@@ -28,8 +28,6 @@ from typing import Any
 import yaml
 
 from planner.evaluate import PROJECT_DIR
-from planner.quota import TOTAL_QUOTA as TOTAL_QUOTA
-from planner.quota import vcpu_needs as vcpu_needs
 from planner.render import cluster_of
 from policies.pack.record import Registration
 from policies.pack.tokens import HELM_RELEASE

@@ -15,7 +15,7 @@ import yaml
 from planner import cost, critical_path, graph, quota
 from planner.critical_path import CriticalPath
 from planner.digests import digests_from_environment
-from planner.evaluate import Evaluation
+from planner.evaluate import Evaluation, platform_config_of
 from planner.policy_runner import Verdict
 from planner.quota import GpuQuota
 from planner.values import SECRET, redact, unwrap
@@ -317,7 +317,7 @@ def secrets_needed(stack_file: Mapping[str, Any]) -> tuple[list[str], list[str]]
     from components.config import NAMESPACE, ConfigError, required_secret_keys
 
     try:
-        config = cost.platform_config_of(stack_file)
+        config = platform_config_of(stack_file)
     except ConfigError:
         return None
     required = [f"{NAMESPACE}:{key}" for key in required_secret_keys(config)]

@@ -26,17 +26,8 @@ from support.plans import Plan
 from werkzeug import Request, Response
 
 from planner import preflight
-from planner.preflight_needs import (
-    PRESUMED_CRDS,
-    TOTAL_QUOTA,
-    Need,
-    Resource,
-    builtin_resources,
-    cluster_needs,
-    fact_resources,
-    vcpu_needs,
-)
-from planner.quota import SPOT_QUOTA
+from planner.preflight_needs import PRESUMED_CRDS, Need, Resource, builtin_resources, cluster_needs, fact_resources
+from planner.quota import SPOT_QUOTA, TOTAL_QUOTA, vcpu_needs
 
 REFERENCE_CHARTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "helm-charts"
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
